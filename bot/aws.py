@@ -1,0 +1,51 @@
+"""Composition of the AWS side: the one place a boto3 session is built from settings."""
+
+from __future__ import annotations
+
+import boto3
+
+from bot.settings import Settings
+from checks.cloudtrail import Throttling
+from checks.hunt import HuntOptions
+from checks.model import Target
+from checks.organizations import fetch_active_accounts
+from checks.sessions import CLIENT_CONFIG, AwsSessions
+
+
+def build_sessions(settings: Settings, base: boto3.Session | None = None) -> AwsSessions:
+    """Standard credential chain; honours AWS_ENDPOINT_URL(_<SERVICE>) because boto3 does."""
+    return AwsSessions(
+        base or boto3.Session(region_name=settings.regions[0]),
+        role_name=settings.role_name,
+        external_id=settings.external_id or None,
+    )
+
+
+def resolve_accounts(settings: Settings, sessions: AwsSessions) -> list[str]:
+    """Configured accounts; the Organization's active ones; else the caller's own."""
+    if settings.use_organization:
+        session = sessions.session_for(sessions.caller_account())
+        client = session.client("organizations", region_name="us-east-1", config=CLIENT_CONFIG)
+        return fetch_active_accounts(client)
+    if settings.accounts:
+        return list(settings.accounts)
+    return [sessions.caller_account()]
+
+
+def targets_for(
+    settings: Settings, accounts: list[str], only_account: str | None = None
+) -> list[Target]:
+    chosen = [a for a in accounts if only_account is None or a == only_account]
+    return [Target(account, region) for account in chosen for region in settings.regions]
+
+
+def hunt_options(settings: Settings, **filters: object) -> HuntOptions:
+    return HuntOptions(
+        rotation_window=settings.rotation_window,
+        suppressions=settings.suppressions,
+        enrich=settings.enrich,
+        max_workers=settings.max_workers,
+        rate_per_target=settings.rate_per_target,
+        throttling=Throttling(deadline_seconds=settings.throttle_deadline_seconds),
+        **filters,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,229 @@
+"""`keyhunt`: the command line, and the composition root for every command.
+
+Exit codes (CONTRACT section 1): 0 success, 1 partial result (some target unread; what was
+found elsewhere is still printed and each failure is named on stderr), 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TextIO
+
+from bot.settings import ConfigError, Settings, load_settings
+from checks.model import Severity
+from checks.timeutil import parse_duration, parse_instant
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("keyhunt")
+
+
+def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """Wrap a parser so argparse reports its ValueError text (exit 2, option named)."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyhunt",
+        description="Hunt new long-term IAM access keys in CloudTrail; alert and triage in Slack.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML config (default: $KEYHUNT_CONFIG, else config/keyhunt.yaml when it exists)",
+    )
+    parser.add_argument("--version", action="version", version=f"keyhunt {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    hunt = commands.add_parser("hunt", help="hunt CreateAccessKey across accounts and regions")
+    when = hunt.add_mutually_exclusive_group()
+    when.add_argument(
+        "--last",
+        type=_arg(parse_duration),
+        metavar="DUR",
+        help="how far back: 90m, 24h, 7d, 2w (max 90d; default 24h)",
+    )
+    when.add_argument(
+        "--since",
+        type=_arg(parse_instant),
+        metavar="T",
+        help="ISO 8601 start, UTC unless it has an offset",
+    )
+    hunt.add_argument("--until", type=_arg(parse_instant), metavar="T", help="end (with --since)")
+    hunt.add_argument("--user", metavar="NAME", help="only keys for this IAM user (exact)")
+    hunt.add_argument("--actor", metavar="NAME", help="only keys made by this caller (name/ARN)")
+    hunt.add_argument("--account", type=_arg(_account_id), metavar="ID", help="one account only")
+    hunt.add_argument(
+        "--min-severity",
+        type=_arg(Severity.parse),
+        metavar="LEVEL",
+        help="critical, high, medium, low or info",
+    )
+    hunt.add_argument(
+        "--format",
+        choices=("table", "jsonl", "csv"),
+        help="default: table on a terminal, jsonl otherwise",
+    )
+
+    key = commands.add_parser("key", help="investigate one access key")
+    key.add_argument("access_key_id", type=_arg(_key_id), metavar="ACCESS_KEY_ID")
+    key.add_argument(
+        "--last",
+        type=_arg(parse_duration),
+        metavar="DUR",
+        default=None,
+        help="how far back to look (default 90d)",
+    )
+    key.add_argument("--format", choices=("table", "json"), default="table")
+
+    poll = commands.add_parser("poll", help="run one scheduled poll cycle and exit")
+    poll.add_argument("--once", action="store_true", required=True)
+
+    serve = commands.add_parser("serve", help="run the Slack bot")
+    serve.add_argument("--socket-mode", action="store_true", help="use Socket Mode, not HTTP")
+    serve.add_argument("--port", type=int, help="HTTP port (default $PORT, else 3000)")
+
+    commands.add_parser("check", help="validate config, AWS access and Slack auth")
+    demo = commands.add_parser("demo", help="run the whole product locally with fakes")
+    demo.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(quiet=args.quiet)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"keyhunt: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from bot.logs import configure_logging
+
+    configure_logging(settings, args.verbose)
+    handler = COMMANDS[args.command]
+    return handler(args, settings)
+
+
+def cmd_hunt(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.aws import build_sessions
+    from bot.hunting import HuntRequest, make_window, run_request
+    from bot.store import open_store_if_present
+    from bot.terminal import describe_errors, format_csv, format_jsonl, format_table
+
+    if args.until is not None and args.since is None:
+        return _usage("argument --until: needs --since")
+    try:
+        window = make_window(args.last, args.since, args.until)
+    except ValueError as exc:
+        return _usage(str(exc))
+    request = HuntRequest(window, args.user, args.actor, args.account, args.min_severity)
+    store = open_store_if_present(settings)
+    result = run_request(settings, build_sessions(settings), request, store)
+    out: TextIO = sys.stdout
+    fmt = args.format or ("table" if out.isatty() else "jsonl")
+    if fmt == "table":
+        out.write(format_table(result, colour=out.isatty()))
+    elif fmt == "jsonl":
+        out.write(format_jsonl(result.findings))
+    else:
+        out.write(format_csv(result.findings))
+    out.flush()
+    for line in describe_errors(result.errors):
+        print(f"keyhunt: {line}", file=sys.stderr)
+    if result.stats.malformed:
+        print(
+            f"keyhunt: skipped {result.stats.malformed} malformed CloudTrail record(s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK if result.complete else EXIT_PARTIAL
+
+
+def cmd_key(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.aws import build_sessions
+    from bot.hunting import make_window, run_key_request
+    from bot.terminal import describe_errors, format_key_report, key_report_json
+
+    window = make_window(args.last or timedelta(days=90), None, None)
+    try:
+        report = run_key_request(settings, build_sessions(settings), args.access_key_id, window)
+    except Exception as exc:  # noqa: BLE001 - no account could be listed at all
+        print(
+            f"keyhunt: could not list accounts to search: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
+    sys.stdout.write(
+        key_report_json(report) if args.format == "json" else format_key_report(report)
+    )
+    for line in describe_errors(report.errors):
+        print(f"keyhunt: {line}", file=sys.stderr)
+    return EXIT_OK if report.complete else EXIT_PARTIAL
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runtime import poll_once_command
+
+    return poll_once_command(settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runtime import serve_command
+
+    return serve_command(settings, socket_mode=args.socket_mode, port=args.port)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.preflight import run_checks
+
+    return run_checks(settings)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "hunt": cmd_hunt,
+    "key": cmd_key,
+    "poll": cmd_poll,
+    "serve": cmd_serve,
+    "check": cmd_check,
+}
+
+
+def _usage(message: str) -> int:
+    print(f"keyhunt: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _account_id(text: str) -> str:
+    if not (text.isdigit() and len(text) == 12):
+        raise ValueError(f"bad account ID {text!r}: expected 12 digits")
+    return text
+
+
+def _key_id(text: str) -> str:
+    from checks.investigate import validate_key_id
+
+    return validate_key_id(text)
+
+
+def _version() -> str:
+    try:
+        return version("keyhunt")
+    except PackageNotFoundError:
+        return "unknown"

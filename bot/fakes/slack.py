@@ -1,0 +1,877 @@
+"""A local stand-in for the Slack Web API over real HTTP, plus Slack-style request signing.
+
+``FakeSlack`` runs a standard-library HTTP server on 127.0.0.1 so the real
+``slack_sdk.WebClient(token=..., base_url=fake.api_url)`` talks to it unchanged. It records
+every call and every message, and it can inject the failures Slack really produces
+(HTTP 429 with ``Retry-After``, 5xx, per-channel rate limiting, Block Kit limit violations)
+so tests exercise the bot's error handling rather than a happy-path mock.
+
+The signing helpers (``sign``, ``slash_command_body``, ``block_action_body``,
+``post_to_bot``) go the other way: they let tests and the demo talk to the bot the way Slack
+does, with bodies shaped like Slack's and a valid ``X-Slack-Signature``.
+
+Behaviour worth knowing (it mirrors Slack, or slack_sdk's handling of it):
+
+* slack_sdk POSTs every method, even the ones it calls with ``http_verb="GET"``
+  (``conversations.info``, ``users.info``...). Methods called with ``json=`` (chat.*) arrive
+  as JSON bodies with the token in ``Authorization``; the others arrive form-encoded, where
+  ``blocks``/``attachments`` are JSON strings. Both shapes are accepted here.
+* Application errors are HTTP 200 with ``{"ok": false, "error": ...}``, as on Slack; only
+  rate limits (429) and injected server errors (5xx) use other HTTP statuses.
+* A missing token answers ``not_authed`` and a wrong one ``invalid_auth`` (Slack's split).
+* ``WebClient`` warns (``UserWarning``) when ``blocks`` come without ``text``; this project's
+  pytest config turns warnings into errors, so tests posting blocks-only must expect it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+
+__all__ = [
+    "ApiCall",
+    "Ephemeral",
+    "FakeSlack",
+    "Message",
+    "MessageVersion",
+    "ResponsePost",
+    "block_action_body",
+    "post_to_bot",
+    "sign",
+    "slash_command_body",
+]
+
+JsonDict = dict[str, Any]
+
+# Block Kit limits Slack enforces on chat.postMessage / chat.update (answering
+# ``invalid_blocks``). Enforcing them here makes our tests fail where production would.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_SECTION_FIELDS = 10
+MAX_SECTION_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_ACTIONS_ELEMENTS = 25
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ID_LENGTH = 255  # block_id and action_id
+MAX_MESSAGE_TEXT = 40000  # Slack answers msg_too_long beyond this
+
+# Slack timestamps are "seconds.microseconds" strings; ours start here and grow by 100 µs
+# per message, so they are unique, sortable as strings and look like the real thing.
+_TS_EPOCH_MICROS = 1_700_000_000 * 1_000_000
+_TS_STEP_MICROS = 100
+
+_APP_ID = "A0KEYHUNT"
+_BOT_ID = "B0BOT"
+_TEAM_DOMAIN = "keyhunt-test"
+
+# Form fields slack_sdk serialises to JSON strings when it sends a form body.
+_JSON_FORM_FIELDS = ("blocks", "attachments", "metadata")
+
+
+# --------------------------------------------------------------------------------------
+# Recorded state
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ApiCall:
+    """One Web API request as the fake saw it, and what it answered."""
+
+    method: str
+    args: JsonDict  # body + query params, token removed, blocks JSON-decoded
+    headers: dict[str, str]
+    status: int = 200  # HTTP status answered
+    at: float = field(default_factory=time.monotonic)
+    ok: bool = False
+    error: str | None = None
+    response: JsonDict = field(default_factory=dict)
+    missing_text: bool = False  # blocks/attachments without top-level text (accessibility)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageVersion:
+    text: str
+    blocks: list[JsonDict]
+    at: float
+
+
+@dataclass(slots=True)
+class Message:
+    """A message as stored in a channel. ``history[-1]`` is always the current version."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[JsonDict]
+    thread_ts: str | None = None
+    user: str = "U0BOT"
+    updated_count: int = 0
+    history: list[MessageVersion] = field(default_factory=list)
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def as_dict(self, *, team_id: str = "T0001") -> JsonDict:
+        """The message as Slack renders it in API responses and interactivity payloads."""
+        message: JsonDict = {
+            "type": "message",
+            "user": self.user,
+            "bot_id": _BOT_ID,
+            "app_id": _APP_ID,
+            "text": self.text,
+            "ts": self.ts,
+            "team": team_id,
+        }
+        if self.blocks:
+            message["blocks"] = self.blocks
+        if self.thread_ts is not None:
+            message["thread_ts"] = self.thread_ts
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """A chat.postEphemeral message: seen by one user, never part of channel history."""
+
+    channel: str
+    user: str
+    message_ts: str
+    text: str
+    blocks: list[JsonDict]
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsePost:
+    """One POST the bot made to a ``response_url``."""
+
+    key: str
+    body: JsonDict
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass(slots=True)
+class _Fault:
+    status: int
+    remaining: int
+    retry_after: int
+    error: str | None
+
+
+class _SlackError(Exception):
+    """An ``{"ok": false}`` answer; raised by method handlers, turned into a response."""
+
+    def __init__(
+        self, error: str, status: int = 200, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header on 429
+        self.extra = extra  # more top-level response fields, e.g. "errors"
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+# --------------------------------------------------------------------------------------
+# The fake
+# --------------------------------------------------------------------------------------
+
+
+class FakeSlack:
+    """Slack Web API stand-in on 127.0.0.1. Construct (no I/O), then ``start()`` or ``with``."""
+
+    def __init__(
+        self,
+        bot_token: str = "xoxb-test-token",  # noqa: S107 - the fake's test token, not a secret
+        *,
+        team_id: str = "T0001",
+        bot_user_id: str = "U0BOT",
+        channels: Iterable[str] = ("C0ALERTS",),
+    ) -> None:
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.channels: set[str] = set(channels)  # mutable: tests may add channels
+
+        self.calls: list[ApiCall] = []
+        self.messages: dict[str, dict[str, Message]] = {}
+        self.ephemerals: list[Ephemeral] = []
+        self.responses: list[ResponsePost] = []
+
+        # One lock for all state: handler threads mutate, the test thread reads.
+        self._lock = threading.RLock()
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._rate_per_second: float | None = None
+        self._rate_burst = 1
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, refilled_at)
+        self._ts_counter = itertools.count(1)  # never reset, so ts stays unique across reset()
+
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+        self._handlers: dict[str, Callable[[JsonDict], JsonDict]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "users.info": self._users_info,
+        }
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        # A short poll interval keeps stop() (which waits for the next poll) fast in tests.
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="fake-slack", kwargs={"poll_interval": 0.01}
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash)."""
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API root in slack_sdk's ``base_url`` form (trailing slash matters)."""
+        return f"{self.base_url}/api/"
+
+    def response_url(self, key: str = "default") -> str:
+        """A URL on this server that records JSON POSTs (as a slash command's response_url)."""
+        return f"{self.base_url}/response/{urllib.parse.quote(key, safe='')}"
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def channel_messages(self, channel: str, *, top_level_only: bool = False) -> list[Message]:
+        """Messages in ``channel`` oldest first; ``top_level_only`` drops thread replies."""
+        with self._lock:
+            found = sorted(self.messages.get(channel, {}).values(), key=lambda m: m.ts)
+        return [m for m in found if not (top_level_only and m.is_reply)]
+
+    def thread(self, channel: str, thread_ts: str) -> list[Message]:
+        """Parent first, then replies oldest first, as conversations.replies returns them."""
+        return [
+            m
+            for m in self.channel_messages(channel)
+            if m.ts == thread_ts or m.thread_ts == thread_ts
+        ]
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    # ---- faults ----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        count: int = 1,
+        retry_after: int = 1,
+        error: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` calls to ``method`` with a failure.
+
+        429 carries ``Retry-After`` (whole seconds, as slack_sdk ``int()``s it) and
+        ``ratelimited``; 5xx carries a JSON error body. ``status=200`` with ``error`` gives an
+        ordinary ``{"ok": false, "error": error}`` answer. Queued faults apply in order.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        with self._lock:
+            fault = _Fault(status=status, remaining=count, retry_after=retry_after, error=error)
+            self._faults.setdefault(method, deque()).append(fault)
+
+    def enforce_rate_limit(
+        self, per_channel_per_second: float | None = 1.0, *, burst: int = 1
+    ) -> None:
+        """Rate-limit chat.postMessage per channel like Slack (~1/s); ``None`` turns it off.
+
+        A token bucket of ``burst`` messages refilled at ``per_channel_per_second``; with the
+        default burst of 1 a second post to a channel within 1/rate seconds gets 429.
+        """
+        with self._lock:
+            self._rate_per_second = per_channel_per_second
+            self._rate_burst = max(1, burst)
+            self._buckets.clear()
+
+    def reset(self) -> None:
+        """Forget calls, messages, ephemerals, responses, faults and rate limiting."""
+        with self._lock:
+            self.calls.clear()
+            self.messages.clear()
+            self.ephemerals.clear()
+            self.responses.clear()
+            self._faults.clear()
+            self._rate_per_second = None
+            self._buckets.clear()
+
+    # ---- request handling (called from server threads) -------------------------------
+
+    def _handle_api(self, method: str, headers: dict[str, str], args: JsonDict) -> _Reply:
+        # slack_sdk sends the token as a Bearer header; form callers may send a token field.
+        form_token = args.pop("token", None)
+        token = _bearer_token(headers) or _optional_str(form_token)
+        call = ApiCall(method=method, args=args, headers=headers)
+        reply_headers = {"Content-Type": "application/json; charset=utf-8"}
+        with self._lock:
+            self.calls.append(call)
+            try:
+                payload = self._dispatch(call, token)
+            except _SlackError as exc:
+                call.status, call.error = exc.status, exc.error
+                payload = {"ok": False, "error": exc.error, **exc.extra}
+                if exc.retry_after is not None:
+                    reply_headers["Retry-After"] = str(exc.retry_after)
+            call.ok = bool(payload.get("ok"))
+            call.response = payload
+        return _Reply(call.status, json.dumps(payload).encode(), reply_headers)
+
+    def _dispatch(self, call: ApiCall, token: str | None) -> JsonDict:
+        # Order matters: injected faults hit whatever the request, like an outage would;
+        # unknown_method wins over auth, as on Slack.
+        self._raise_injected_fault(call.method)
+        handler = self._handlers.get(call.method)
+        if handler is None:
+            raise _SlackError("unknown_method")
+        if not token:
+            raise _SlackError("not_authed")
+        if not hmac.compare_digest(token, self.bot_token):
+            raise _SlackError("invalid_auth")
+        if call.method == "chat.postMessage":
+            self._check_rate_limit(str(call.args.get("channel", "")))
+        result = handler(call.args)
+        call.missing_text = bool(result.pop("_missing_text", False))
+        return result
+
+    def _raise_injected_fault(self, method: str) -> None:
+        queue = self._faults.get(method)
+        if not queue:
+            return
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.popleft()
+        if fault.status == 429:
+            raise _SlackError("ratelimited", 429, retry_after=fault.retry_after)
+        if fault.status >= 500:
+            raise _SlackError(fault.error or _server_error_name(fault.status), fault.status)
+        raise _SlackError(fault.error or "fatal_error", fault.status)
+
+    def _check_rate_limit(self, channel: str) -> None:
+        rate = self._rate_per_second
+        if rate is None or rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, refilled_at = self._buckets.get(channel, (float(self._rate_burst), now))
+        tokens = min(float(self._rate_burst), tokens + (now - refilled_at) * rate)
+        if tokens < 1.0:
+            self._buckets[channel] = (tokens, now)
+            raise _SlackError("ratelimited", 429, retry_after=1)
+        self._buckets[channel] = (tokens - 1.0, now)
+
+    def _handle_response_url(self, key: str, headers: dict[str, str], raw: bytes) -> _Reply:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _Reply(400, b"invalid_payload", {"Content-Type": "text/plain"})
+        if not isinstance(body, dict):
+            return _Reply(400, b"invalid_payload", {"Content-Type": "text/plain"})
+        with self._lock:
+            self.responses.append(ResponsePost(key, body, headers, time.monotonic()))
+        # Slack answers response_url posts with a bare "ok", not JSON.
+        return _Reply(200, b"ok", {"Content-Type": "text/plain; charset=utf-8"})
+
+    # ---- Web API methods (called with the lock held) ---------------------------------
+
+    def _auth_test(self, args: JsonDict) -> JsonDict:
+        return {
+            "ok": True,
+            "url": f"https://{_TEAM_DOMAIN}.slack.com/",
+            "team": _TEAM_DOMAIN,
+            "user": "keyhunt",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": _BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        text, blocks, missing_text = _message_content(args)
+        thread_ts = _optional_str(args.get("thread_ts"))
+        ts = self._next_ts()
+        message = Message(channel, ts, text, blocks, thread_ts, user=self.bot_user_id)
+        message.history.append(MessageVersion(text, blocks, time.monotonic()))
+        self.messages.setdefault(channel, {})[ts] = message
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "message": message.as_dict(team_id=self.team_id),
+            "_missing_text": missing_text,
+        }
+
+    def _chat_update(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        message = self.messages.get(channel, {}).get(_optional_str(args.get("ts")) or "")
+        if message is None:
+            raise _SlackError("message_not_found")
+        text, blocks, missing_text = _message_content(args)
+        # Slack keeps the previous blocks when an update omits them.
+        if "blocks" in args:
+            message.blocks = blocks
+        message.text = text
+        message.updated_count += 1
+        message.history.append(MessageVersion(message.text, message.blocks, time.monotonic()))
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": message.as_dict(team_id=self.team_id),
+            "_missing_text": missing_text,
+        }
+
+    def _chat_post_ephemeral(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        user = _optional_str(args.get("user"))
+        if not user:
+            raise _SlackError("user_not_found")
+        text, blocks, missing_text = _message_content(args)
+        ts = self._next_ts()
+        thread_ts = _optional_str(args.get("thread_ts"))
+        self.ephemerals.append(Ephemeral(channel, user, ts, text, blocks, thread_ts))
+        return {"ok": True, "message_ts": ts, "_missing_text": missing_text}
+
+    def _conversations_info(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "name_normalized": channel.lower(),
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+                "created": 1_700_000_000,
+                "context_team_id": self.team_id,
+            },
+        }
+
+    def _conversations_members(self, args: JsonDict) -> JsonDict:
+        self._require_channel(args)
+        return {
+            "ok": True,
+            "members": [self.bot_user_id, "U0ALICE"],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _users_info(self, args: JsonDict) -> JsonDict:
+        user_id = _optional_str(args.get("user"))
+        if not user_id:
+            raise _SlackError("user_not_found")
+        name = user_id.lower()
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": f"Test User {user_id}",
+                "deleted": False,
+                "is_bot": user_id == self.bot_user_id,
+                "is_admin": False,
+                "tz": "Etc/UTC",
+                "profile": {
+                    "real_name": f"Test User {user_id}",
+                    "display_name": name,
+                    "email": f"{name}@example.com",
+                },
+            },
+        }
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    def _require_channel(self, args: JsonDict) -> str:
+        channel = _optional_str(args.get("channel"))
+        if not channel or channel not in self.channels:
+            raise _SlackError("channel_not_found")
+        return channel
+
+    def _next_ts(self) -> str:
+        micros = _TS_EPOCH_MICROS + next(self._ts_counter) * _TS_STEP_MICROS
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+# --------------------------------------------------------------------------------------
+# Message content and Block Kit validation
+# --------------------------------------------------------------------------------------
+
+
+def _message_content(args: JsonDict) -> tuple[str, list[JsonDict], bool]:
+    """(text, blocks, missing_text) for a message-posting call, or raise its Slack error."""
+    text = args.get("text")
+    text = "" if text is None else str(text)
+    if len(text) > MAX_MESSAGE_TEXT:
+        raise _SlackError("msg_too_long")
+    blocks = _validate_blocks(args.get("blocks"))
+    has_attachments = bool(args.get("attachments"))
+    if not text.strip() and not blocks and not has_attachments:
+        raise _SlackError("no_text")
+    return text, blocks, not text.strip()
+
+
+def _validate_blocks(raw: Any) -> list[JsonDict]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):  # form bodies (and callers passing a str) carry JSON text
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise _SlackError("invalid_blocks_format") from None
+    if not isinstance(raw, list) or not all(isinstance(b, dict) for b in raw):
+        raise _SlackError("invalid_blocks_format")
+    blocks = cast(list[JsonDict], raw)
+    problems = list(_block_problems(blocks))
+    if problems:
+        # Slack lists problems under "errors" and response_metadata.messages.
+        raise _SlackError(
+            "invalid_blocks",
+            errors=problems,
+            response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+        )
+    return blocks
+
+
+def _block_problems(blocks: list[JsonDict]) -> Iterator[str]:
+    if len(blocks) > MAX_BLOCKS:
+        yield f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
+    for i, block in enumerate(blocks):
+        where = f"/blocks/{i}"
+        if not isinstance(block.get("type"), str):
+            yield f"missing required field: type [json-pointer:{where}]"
+        yield from _too_long(block.get("block_id"), MAX_ID_LENGTH, f"{where}/block_id")
+        yield from _type_specific_problems(block, where)
+
+
+def _type_specific_problems(block: JsonDict, where: str) -> Iterator[str]:
+    kind = block.get("type")
+    if kind == "section":
+        yield from _too_long(_text_of(block.get("text")), MAX_SECTION_TEXT, f"{where}/text/text")
+        fields = block.get("fields") or []
+        if len(fields) > MAX_SECTION_FIELDS:
+            yield f"no more than {MAX_SECTION_FIELDS} items allowed [json-pointer:{where}/fields]"
+        for j, item in enumerate(fields):
+            yield from _too_long(_text_of(item), MAX_SECTION_FIELD_TEXT, f"{where}/fields/{j}/text")
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict):
+            yield from _element_problems(accessory, f"{where}/accessory")
+    elif kind == "header":
+        yield from _too_long(_text_of(block.get("text")), MAX_HEADER_TEXT, f"{where}/text/text")
+    elif kind in ("actions", "context"):
+        elements = block.get("elements") or []
+        limit = MAX_ACTIONS_ELEMENTS if kind == "actions" else MAX_CONTEXT_ELEMENTS
+        if len(elements) > limit:
+            yield f"no more than {limit} items allowed [json-pointer:{where}/elements]"
+        for j, element in enumerate(elements):
+            if isinstance(element, dict):
+                yield from _element_problems(element, f"{where}/elements/{j}")
+
+
+def _element_problems(element: JsonDict, where: str) -> Iterator[str]:
+    yield from _too_long(element.get("action_id"), MAX_ID_LENGTH, f"{where}/action_id")
+    if element.get("type") == "button":
+        yield from _too_long(_text_of(element.get("text")), MAX_BUTTON_TEXT, f"{where}/text/text")
+        yield from _too_long(element.get("value"), MAX_BUTTON_VALUE, f"{where}/value")
+
+
+def _too_long(value: Any, limit: int, pointer: str) -> Iterator[str]:
+    if isinstance(value, str) and len(value) > limit:
+        yield f"must be less than {limit + 1} characters [json-pointer:{pointer}]"
+
+
+def _text_of(obj: Any) -> str | None:
+    """The string inside a Block Kit text object ({"type": ..., "text": ...})."""
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        return cast(str, obj["text"])
+    return None
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _server_error_name(status: int) -> str:
+    return {500: "internal_error", 503: "service_unavailable"}.get(status, "fatal_error")
+
+
+def _bearer_token(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if name.lower() == "authorization" and value.startswith("Bearer "):
+            return value[len("Bearer ") :].strip()
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client must not keep the test process alive
+    fake: FakeSlack
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean; ApiCall records carry what matters
+
+    def _route(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        raw = self._read_body()
+        headers = dict(self.headers.items())
+        fake = self.server.fake
+        if url.path.startswith("/api/"):
+            args = _parse_args(url.query, raw, self.headers.get("Content-Type", ""))
+            reply = fake._handle_api(url.path[len("/api/") :], headers, args)
+        elif url.path.startswith("/response/") and self.command == "POST":
+            key = urllib.parse.unquote(url.path[len("/response/") :])
+            reply = fake._handle_response_url(key, headers, raw)
+        else:
+            reply = _Reply(404, b"not found", {"Content-Type": "text/plain"})
+        self._send(reply)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+
+def _parse_args(query: str, raw: bytes, content_type: str) -> JsonDict:
+    """Merge query-string and body params; JSON and form bodies both accepted."""
+    args: JsonDict = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None  # answered like an empty request: the handler reports what is missing
+        if isinstance(body, dict):
+            args.update(body)
+    elif raw:
+        args.update(urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    for name in _JSON_FORM_FIELDS:
+        if isinstance(args.get(name), str):
+            # Malformed JSON is left as sent; _validate_blocks answers invalid_blocks_format.
+            with contextlib.suppress(ValueError):
+                args[name] = json.loads(args[name])
+    return args
+
+
+# --------------------------------------------------------------------------------------
+# Talking to the bot like Slack does
+# --------------------------------------------------------------------------------------
+
+
+def sign(signing_secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 request signature headers for ``body`` (timestamp defaults to now)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = b"v0:" + ts.encode() + b":" + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def slash_command_body(
+    text: str,
+    *,
+    command: str = "/keyhunt",
+    user_id: str = "U0ALICE",
+    channel_id: str = "C0ALERTS",
+    response_url: str,
+    team_id: str = "T0001",
+    trigger_id: str = "123.456",
+) -> bytes:
+    """A slash command request body, form-encoded with the fields Slack sends."""
+    fields = {
+        "token": "deprecated-verification-token",
+        "team_id": team_id,
+        "team_domain": _TEAM_DOMAIN,
+        "channel_id": channel_id,
+        "channel_name": channel_id.lower(),
+        "user_id": user_id,
+        "user_name": user_id.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": _APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    }
+    return urllib.parse.urlencode(fields).encode()
+
+
+def block_action_body(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str = "U0ALICE",
+    channel_id: str = "C0ALERTS",
+    message_ts: str,
+    message: JsonDict | None = None,
+    response_url: str,
+    block_id: str = "triage",
+    team_id: str = "T0001",
+) -> bytes:
+    """A button click as Slack posts it: form body ``payload=<block_actions JSON>``.
+
+    Pass ``message=fake.messages[channel][ts].as_dict()`` to include the real message; the
+    button's text is then taken from its blocks, as Slack would echo it.
+    """
+    if message is None:
+        message = {"type": "message", "ts": message_ts, "text": "", "bot_id": _BOT_ID}
+    payload: JsonDict = {
+        "type": "block_actions",
+        "user": {
+            "id": user_id,
+            "username": user_id.lower(),
+            "name": user_id.lower(),
+            "team_id": team_id,
+        },
+        "api_app_id": _APP_ID,
+        "token": "deprecated-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "123.456",
+        "team": {"id": team_id, "domain": _TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": _button_text(message, action_id),
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _button_text(message: JsonDict, action_id: str) -> JsonDict:
+    for block in message.get("blocks") or []:
+        candidates = [*(block.get("elements") or []), block.get("accessory")]
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                text = element.get("text")
+                if isinstance(text, dict):
+                    return text
+    return {"type": "plain_text", "text": action_id, "emoji": True}
+
+
+def post_to_bot(
+    url: str,
+    body: bytes,
+    signing_secret: str,
+    *,
+    timestamp: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """POST a signed body to the bot; returns (status, headers, body), even for 4xx/5xx."""
+    if not url.lower().startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    headers = {"Content-Type": content_type, **sign(signing_secret, body, timestamp)}
+    # S310 below: the scheme is checked above, so urllib cannot be steered to file:// etc.
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, dict(exc.headers.items()), exc.read()
+        finally:
+            exc.close()

@@ -1,0 +1,287 @@
+"""Settings from YAML plus environment (the environment wins), validated once at start-up.
+
+An unknown key, a bad duration, a malformed account ID or region is a ConfigError that names
+the key and what is allowed; nothing falls back to a default silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checks.suppress import Suppression, parse_suppression
+from checks.timeutil import parse_duration
+
+DEFAULT_CONFIG_PATH = Path("config/keyhunt.yaml")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key and what is allowed."""
+
+
+class Secret(str):
+    """A string that never shows itself in repr() or logs by accident."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+
+NO_SECRET = Secret("")
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: Secret = NO_SECRET
+    slack_signing_secret: Secret = NO_SECRET
+    slack_app_token: Secret = NO_SECRET
+    slack_api_url: str = "https://slack.com/api/"
+    channel: str = ""
+    accounts: tuple[str, ...] = ()
+    use_organization: bool = False
+    role_name: str = "KeyHuntReadOnly"
+    external_id: Secret = NO_SECRET
+    regions: tuple[str, ...] = ("us-east-1",)
+    database_url: str = "sqlite:///keyhunt.db"
+    triagers: tuple[str, ...] = ()
+    poll_minutes: int = 5
+    backfill: timedelta = timedelta(hours=24)
+    log_format: str = "text"
+    # Beyond the CONTRACT's environment: tuning with safe defaults.
+    poll_overlap: timedelta = timedelta(minutes=20)
+    rotation_window: timedelta = timedelta(hours=24)
+    burst_threshold: int = 10
+    digest_time: time = time(9, 0)
+    enrich: bool = True
+    max_workers: int = 16
+    rate_per_target: float = 2.0
+    throttle_deadline_seconds: float = 120.0
+    port: int = 3000
+    suppressions: tuple[Suppression, ...] = field(default=())
+
+
+# key -> (environment variable, parser). YAML uses the key; the environment the variable.
+def _text(value: str, key: str) -> str:
+    return value.strip()
+
+
+def _secret(value: str, key: str) -> Secret:
+    return Secret(value.strip())
+
+
+def _int_range(low: int, high: int) -> Any:
+    def parse(value: str, key: str) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
+        return number
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Any:
+    def parse(value: str, key: str) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not a number") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
+        return number
+
+    return parse
+
+
+def _duration(value: str, key: str) -> timedelta:
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def _accounts(value: Any, key: str) -> tuple[str, ...]:
+    items = _list(value)
+    for item in items:
+        if item != "organization" and not ACCOUNT_ID.match(item):
+            raise ConfigError(
+                f"{key}: {item!r} is not a 12-digit account ID (or the word 'organization')"
+            )
+    if "organization" in items and len(items) > 1:
+        raise ConfigError(f"{key}: 'organization' cannot be combined with account IDs")
+    return tuple(dict.fromkeys(items))
+
+
+def _regions(value: Any, key: str) -> tuple[str, ...]:
+    items = _list(value)
+    if not items:
+        raise ConfigError(f"{key}: name at least one region, e.g. us-east-1")
+    for item in items:
+        if not REGION.match(item):
+            raise ConfigError(f"{key}: {item!r} is not an AWS region name such as us-east-1")
+    return tuple(dict.fromkeys(items))
+
+
+def _slack_ids(value: Any, key: str) -> tuple[str, ...]:
+    items = _list(value)
+    for item in items:
+        if not SLACK_ID.match(item):
+            raise ConfigError(f"{key}: {item!r} is not a Slack user ID such as U012ABCDEF")
+    return tuple(items)
+
+
+def _channel(value: Any, key: str) -> str:
+    text = str(value).strip()
+    if text and not SLACK_ID.match(text):
+        raise ConfigError(f"{key}: {text!r} is not a Slack channel ID such as C012ABCDEF")
+    return text
+
+
+def _choice(*allowed: str) -> Any:
+    def parse(value: str, key: str) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: {value!r} is not true or false")
+
+
+def _clock(value: Any, key: str) -> time:
+    text = str(value).strip()
+    match = re.match(r"^(\d{1,2}):(\d{2})$", text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ConfigError(f"{key}: {value!r} is not a UTC time of day such as 09:00")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _url(value: Any, key: str) -> str:
+    text = str(value).strip()
+    if not re.match(r"^https?://", text):
+        raise ConfigError(f"{key}: {text!r} is not an http(s) URL")
+    return text if text.endswith("/") else text + "/"
+
+
+FIELDS: dict[str, tuple[str, Any]] = {
+    "slack_bot_token": ("SLACK_BOT_TOKEN", _secret),
+    "slack_signing_secret": ("SLACK_SIGNING_SECRET", _secret),
+    "slack_app_token": ("SLACK_APP_TOKEN", _secret),
+    "slack_api_url": ("SLACK_API_URL", _url),
+    "channel": ("KEYHUNT_CHANNEL", _channel),
+    "accounts": ("KEYHUNT_ACCOUNTS", _accounts),
+    "role_name": ("KEYHUNT_ROLE_NAME", _text),
+    "external_id": ("KEYHUNT_EXTERNAL_ID", _secret),
+    "regions": ("KEYHUNT_REGIONS", _regions),
+    "database_url": ("KEYHUNT_DATABASE_URL", _text),
+    "triagers": ("KEYHUNT_TRIAGERS", _slack_ids),
+    "poll_minutes": ("KEYHUNT_POLL_MINUTES", _int_range(1, 1440)),
+    "backfill": ("KEYHUNT_BACKFILL", _duration),
+    "log_format": ("KEYHUNT_LOG_FORMAT", _choice("text", "json")),
+    "poll_overlap": ("KEYHUNT_POLL_OVERLAP", _duration),
+    "rotation_window": ("KEYHUNT_ROTATION_WINDOW", _duration),
+    "burst_threshold": ("KEYHUNT_BURST_THRESHOLD", _int_range(1, 1000)),
+    "digest_time": ("KEYHUNT_DIGEST_TIME", _clock),
+    "enrich": ("KEYHUNT_ENRICH", _bool),
+    "max_workers": ("KEYHUNT_MAX_WORKERS", _int_range(1, 128)),
+    "rate_per_target": ("KEYHUNT_RATE_PER_TARGET", _float_range(0.1, 2.0)),
+    "throttle_deadline_seconds": ("KEYHUNT_THROTTLE_DEADLINE", _float_range(1, 3600)),
+    "port": ("PORT", _int_range(1, 65535)),
+}
+YAML_ONLY = ("suppressions",)
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """YAML at `path` (or $KEYHUNT_CONFIG, or config/keyhunt.yaml if present), then env."""
+    env = os.environ if environ is None else environ
+    config_path = path or (Path(env["KEYHUNT_CONFIG"]) if env.get("KEYHUNT_CONFIG") else None)
+    if config_path is None and DEFAULT_CONFIG_PATH.exists():
+        config_path = DEFAULT_CONFIG_PATH
+    raw: dict[str, Any] = _read_yaml(config_path) if config_path else {}
+
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in YAML_ONLY:
+            continue
+        if key not in FIELDS:
+            allowed = ", ".join(sorted([*FIELDS, *YAML_ONLY]))
+            raise ConfigError(f"unknown config key {key!r} in {config_path} (allowed: {allowed})")
+        if value is None:
+            continue
+        values[key] = FIELDS[key][1](value, key)
+    for key, (variable, parse) in FIELDS.items():
+        if variable in env and env[variable].strip() != "":
+            values[key] = parse(env[variable], variable)
+
+    accounts = values.pop("accounts", ())
+    if accounts == ("organization",):
+        values["use_organization"] = True
+        accounts = ()
+    values["accounts"] = accounts
+    values["suppressions"] = _suppressions(raw.get("suppressions"))
+    settings = Settings(**values)
+    if settings.poll_overlap < timedelta(minutes=15):
+        raise ConfigError("poll_overlap: at least 15m (CloudTrail delivers events late)")
+    return settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return {str(k): v for k, v in data.items()}
+
+
+def _suppressions(value: Any) -> tuple[Suppression, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("suppressions: must be a list of mappings")
+    result = []
+    for index, entry in enumerate(value):
+        where = f"suppressions[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: must be a mapping")
+        try:
+            result.append(parse_suppression(entry, where))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return tuple(result)

@@ -1,0 +1,211 @@
+"""Hunt results for people and scripts: table, JSON lines, CSV. Pure functions returning text.
+
+CloudTrail text is attacker-chosen: the table strips terminal control sequences, CSV defuses
+spreadsheet formulas, JSON escapes by construction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from checks.investigate import KeyReport
+from checks.model import FINDING_FIELDS, Finding, HuntResult, Severity, TargetError
+from checks.timeutil import isoformat_z
+
+SEVERITY_MARK = {
+    Severity.CRITICAL: "!!! CRITICAL",
+    Severity.HIGH: "!!  HIGH",
+    Severity.MEDIUM: "!   MEDIUM",
+    Severity.LOW: "    low",
+    Severity.INFO: "    info",
+}
+_COLOURS = {
+    Severity.CRITICAL: "\033[1;31m",
+    Severity.HIGH: "\033[31m",
+    Severity.MEDIUM: "\033[33m",
+    Severity.LOW: "\033[2m",
+    Severity.INFO: "\033[2m",
+}
+_RESET = "\033[0m"
+
+
+def safe_text(value: object, limit: int | None = None) -> str:
+    """One printable line: control and bidi-override characters become `?`."""
+    text = "" if value is None else str(value)
+    cleaned = "".join(
+        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
+    )
+    if limit is not None and len(cleaned) > limit:
+        cleaned = cleaned[: max(limit - 1, 0)] + "…"
+    return cleaned
+
+
+def short_key(key: str | None) -> str:
+    if not key:
+        return "-"
+    return key if len(key) <= 12 else f"{key[:4]}…{key[-4:]}"
+
+
+def severity_counts(findings: Iterable[Finding]) -> str:
+    counts = Counter(f.severity for f in findings)
+    return " · ".join(f"{s.value} {counts.get(s, 0)}" for s in Severity if s != Severity.INFO)
+
+
+def summary_line(result: HuntResult) -> str:
+    accounts = len({t.account_id for t in result.targets})
+    regions = len({t.region for t in result.targets})
+    start = result.window.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    end = result.window.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    noun = "finding" if len(result.findings) == 1 else "findings"
+    return (
+        f"Hunted {accounts} account{'s' * (accounts != 1)} × {regions} "
+        f"region{'s' * (regions != 1)}, {start} → {end} UTC: {len(result.findings)} {noun} "
+        f"({severity_counts(result.findings)})"
+    )
+
+
+def format_table(result: HuntResult, colour: bool = False) -> str:
+    lines = [summary_line(result)]
+    if result.findings:
+        lines.append("")
+        header = ("TIME (UTC)", "SEVERITY", "WHO → FOR WHOM", "ACCOUNT", "REGION", "KEY")
+        rows = [(*header, "STATUS", "REASONS")]
+        for f in result.findings:
+            e = f.event
+            who = safe_text(e.actor.name or e.actor.type, 24)
+            whom = "(self)" if "self_service" in f.reasons else safe_text(e.target_user, 24)
+            rows.append(
+                (
+                    e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                    SEVERITY_MARK[f.severity],
+                    f"{who} → {whom}",
+                    safe_text(f.account_id or "-"),
+                    safe_text(e.region or "-"),
+                    short_key(e.access_key_id) if not e.failed else f"({safe_text(e.error_code)})",
+                    f.status,
+                    ",".join(f.reasons),
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for index, row in enumerate(rows):
+            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+            line = "  ".join(cells)
+            if colour and index > 0:
+                severity = result.findings[index - 1].severity
+                line = f"{_COLOURS[severity]}{line}{_RESET}"
+            lines.append(line.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def format_jsonl(findings: Sequence[Finding]) -> str:
+    return "".join(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in findings)
+
+
+def format_csv(findings: Sequence[Finding]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FINDING_FIELDS)
+    for f in findings:
+        record = f.to_record()
+        record["reasons"] = ";".join(record["reasons"])
+        writer.writerow([_csv_cell(record[name]) for name in FINDING_FIELDS])
+    return buffer.getvalue()
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    # A cell starting with = + - @ (or tab/CR) is a formula to a spreadsheet.
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def describe_errors(errors: Sequence[TargetError]) -> list[str]:
+    return [safe_text(str(e)) for e in errors]
+
+
+def format_key_report(report: KeyReport, now: datetime | None = None) -> str:
+    lines = [f"Access key {safe_text(report.access_key_id)}"]
+    created = report.creation
+    if created is not None:
+        e = created.event
+        lines.append(
+            f"Created {isoformat_z(e.event_time)} by {safe_text(e.actor.name)} "
+            f"({safe_text(e.actor.type)} {safe_text(e.actor.arn)}) for {safe_text(e.target_user)} "
+            f"in {safe_text(created.account_id)} from {safe_text(e.source_ip)}"
+        )
+        lines.append(f"  user agent: {safe_text(e.user_agent, 200)}")
+        lines.append(f"  severity: {created.severity.value} ({', '.join(created.reasons)})")
+    else:
+        lines.append("Creation event: not found in the window searched")
+    use = report.last_use
+    if use is not None:
+        last = isoformat_z(use.last_used) if use.last_used else "never"
+        where = f" in {use.region} by {use.service}" if use.service else ""
+        lines.append(f"IAM: owner {safe_text(use.user_name)}; last used {last}{where}")
+    for key in report.owner_keys or ():
+        made = isoformat_z(key.create_date) if key.create_date else "?"
+        mark = " (this key)" if key.access_key_id == report.access_key_id else ""
+        lines.append(f"  key {short_key(key.access_key_id)} {key.status} since {made}{mark}")
+    lines.append(f"Activity ({len(report.activity)} calls):")
+    for call in report.activity:
+        error = f"  ERROR {safe_text(call.error_code)}" if call.error_code else ""
+        source = safe_text((call.event_source or "").removesuffix(".amazonaws.com"))
+        lines.append(
+            f"  {isoformat_z(call.event_time)}  {source}:{safe_text(call.event_name)}"
+            f"  {safe_text(call.region)}  {safe_text(call.source_ip)}{error}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def key_report_json(report: KeyReport) -> str:
+    data = {
+        "access_key_id": report.access_key_id,
+        "window": {
+            "start": isoformat_z(report.window.start),
+            "end": isoformat_z(report.window.end),
+        },
+        "creation": report.creation.to_record() if report.creation else None,
+        "iam": None
+        if report.last_use is None
+        else {
+            "user_name": report.last_use.user_name,
+            "last_used": isoformat_z(report.last_use.last_used)
+            if report.last_use.last_used
+            else None,
+            "service": report.last_use.service,
+            "region": report.last_use.region,
+            "keys": [
+                {
+                    "access_key_id": k.access_key_id,
+                    "status": k.status,
+                    "create_date": isoformat_z(k.create_date) if k.create_date else None,
+                }
+                for k in report.owner_keys or ()
+            ],
+        },
+        "activity": [
+            {
+                "event_id": a.event_id,
+                "event_time": isoformat_z(a.event_time),
+                "event_source": a.event_source,
+                "event_name": a.event_name,
+                "region": a.region,
+                "account_id": a.account_id,
+                "source_ip": a.source_ip,
+                "user_agent": a.user_agent,
+                "error_code": a.error_code,
+            }
+            for a in report.activity
+        ],
+        "errors": [str(e) for e in report.errors],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,1 @@
+"""Detection and AWS I/O: parse CloudTrail, classify CreateAccessKey events, hunt across targets."""

@@ -1,0 +1,44 @@
+"""Turn a parsed event into a finding: which rules matched, and what severity follows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from checks.model import Finding, KeyEvent, Severity, Target
+from checks.rules import Rule, RuleContext, all_rules
+from checks.rules.failed_attempt import cap_for
+from checks.suppress import Suppression, matching_suppression
+
+RULES: tuple[Rule, ...] = all_rules()
+# When no base rule matches (an unknown principal type creating its own key, say) the event is
+# still a finding: every CreateAccessKey is worth a look.
+DEFAULT_SEVERITY = Severity.MEDIUM
+
+
+def classify(
+    event: KeyEvent,
+    ctx: RuleContext | None = None,
+    suppressions: Sequence[Suppression] = (),
+    target: Target | None = None,
+) -> Finding:
+    context = ctx if ctx is not None else RuleContext()
+    matched = [rule for rule in RULES if rule.matches(event, context)]
+    severity = severity_for(event, matched)
+    reasons = [rule.id for rule in matched]
+    if matching_suppression(event, suppressions, target) is not None:
+        reasons.append("suppressed")
+    return Finding(event=event, severity=severity, reasons=tuple(reasons), target=target)
+
+
+def severity_for(event: KeyEvent, matched: Sequence[Rule]) -> Severity:
+    bases = [rule.severity for rule in matched if rule.severity is not None]
+    severity = max(bases, key=lambda s: s.rank) if bases else DEFAULT_SEVERITY
+    if any(rule.caps_at is not None for rule in matched):
+        cap = cap_for(event)
+        if severity.rank > cap.rank:
+            severity = cap
+    if event.actor.type != "Root":
+        for rule in matched:
+            if rule.lowers_to is not None and severity.rank > rule.lowers_to.rank:
+                severity = rule.lowers_to
+    return severity

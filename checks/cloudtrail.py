@@ -1,0 +1,148 @@
+"""Read CloudTrail's LookupEvents: one attribute, explicit window, 50 a page, every page.
+
+Pages stream out as they arrive; each `CloudTrailEvent` is parsed once, here, and a record
+that cannot be parsed is counted, logged and skipped without losing the rest of its page.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from checks.model import HuntStats, KeyEvent, Window
+from checks.parse import MalformedRecord, parse_record
+from checks.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50  # LookupEvents' maximum
+THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+
+
+class LookupFailed(Exception):
+    """LookupEvents could not be read for a target; `code` is what a person should see."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Throttling:
+    """How long to keep retrying a throttled target before calling it unreadable."""
+
+    deadline_seconds: float = 120.0
+    first_backoff: float = 0.5
+    max_backoff: float = 8.0
+
+
+def gate_client(client: Any, limiter: RateLimiter, stats: HuntStats) -> None:
+    """Route every LookupEvents HTTP attempt of this client, retries included, through the limiter.
+
+    `before-send` fires once per attempt, so botocore's own retries are held to the rate too.
+    """
+
+    def before_send(**_: Any) -> None:
+        limiter.acquire()
+        stats.lookup_calls += 1
+
+    client.meta.events.register("before-send.cloudtrail.LookupEvents", before_send)
+
+
+def fetch_pages(
+    client: Any,
+    attribute: tuple[str, str],
+    window: Window,
+    stats: HuntStats,
+    throttling: Throttling = Throttling(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield LookupEvents pages (lists of `Events` entries), newest first, following NextToken."""
+    params: dict[str, Any] = {
+        "LookupAttributes": [{"AttributeKey": attribute[0], "AttributeValue": attribute[1]}],
+        "StartTime": window.start,
+        "EndTime": window.end,
+        "MaxResults": PAGE_SIZE,
+    }
+    while True:
+        page = _call_with_backoff(client, params, stats, throttling, sleep)
+        yield list(page.get("Events", []))
+        token = page.get("NextToken")
+        if not token:
+            return
+        params["NextToken"] = token
+
+
+def fetch_events(
+    client: Any,
+    attribute: tuple[str, str],
+    window: Window,
+    stats: HuntStats,
+    throttling: Throttling = Throttling(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[KeyEvent]:
+    """Parsed events, newest first; malformed records are skipped and counted."""
+    for page in fetch_pages(client, attribute, window, stats, throttling, sleep):
+        for entry in page:
+            stats.events_read += 1
+            event = parse_entry(entry)
+            if event is None:
+                stats.malformed += 1
+            else:
+                yield event
+
+
+def parse_entry(entry: dict[str, Any]) -> KeyEvent | None:
+    raw = entry.get("CloudTrailEvent")
+    try:
+        if not isinstance(raw, str):
+            raise MalformedRecord("CloudTrailEvent is missing")
+        return parse_record(raw)
+    except MalformedRecord as exc:
+        # %r keeps attacker-chosen text on one line in the log.
+        log.warning("skipped malformed CloudTrail record %r: %s", entry.get("EventId"), exc)
+        return None
+
+
+def _call_with_backoff(
+    client: Any,
+    params: dict[str, Any],
+    stats: HuntStats,
+    throttling: Throttling,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    started = time.monotonic()
+    backoff = throttling.first_backoff
+    while True:
+        try:
+            page: dict[str, Any] = client.lookup_events(**params)
+            stats.throttled += int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            return page
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "ClientError"))
+            message = str(error.get("Message", ""))
+            if code not in THROTTLE_CODES:
+                raise LookupFailed(code, message) from None
+            stats.throttled += 1 + int(
+                exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            )
+            waited = time.monotonic() - started
+            if waited + backoff > throttling.deadline_seconds:
+                raise LookupFailed(
+                    "Throttled",
+                    f"still throttled after {waited:.0f}s (deadline "
+                    f"{throttling.deadline_seconds:.0f}s)",
+                ) from None
+            log.info("LookupEvents throttled; retrying in %.1fs", backoff)
+            sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+            backoff = min(backoff * 2, throttling.max_backoff)
+        except BotoCoreError as exc:
+            raise LookupFailed("EndpointError", str(exc)) from None

@@ -1,0 +1,156 @@
+"""Investigate one access key: who made it, from where, what it has done since, IAM's view."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from checks.classify import classify
+from checks.cloudtrail import LookupFailed, fetch_pages, gate_client
+from checks.hunt import CREATE, IAM_REGION, ClientSource, HuntOptions
+from checks.iam import IamReadFailed, KeyLastUse, fetch_key_last_use, fetch_user_keys
+from checks.model import (
+    FATAL_STAGES,
+    ApiActivity,
+    Finding,
+    HuntStats,
+    KeyInfo,
+    Target,
+    TargetError,
+    Window,
+)
+from checks.parse import MalformedRecord, parse_activity, parse_record
+from checks.ratelimit import RateLimiter
+from checks.sessions import AssumeRoleFailed
+
+log = logging.getLogger(__name__)
+
+ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+
+
+@dataclass(slots=True)
+class KeyReport:
+    access_key_id: str
+    window: Window
+    targets: list[Target]
+    creation: Finding | None = None
+    last_use: KeyLastUse | None = None
+    owner_keys: tuple[KeyInfo, ...] | None = None
+    activity: list[ApiActivity] = field(default_factory=list)
+    errors: list[TargetError] = field(default_factory=list)
+    stats: HuntStats = field(default_factory=HuntStats)
+
+    @property
+    def complete(self) -> bool:
+        return not any(e.stage in FATAL_STAGES for e in self.errors)
+
+
+def validate_key_id(text: str) -> str:
+    key = text.strip()
+    if not ACCESS_KEY_ID.match(key):
+        raise ValueError(f"bad access key ID {text!r}: expected 16-128 upper-case letters/digits")
+    return key
+
+
+def investigate_key(
+    access_key_id: str,
+    targets: Sequence[Target],
+    window: Window,
+    clients: ClientSource,
+    options: HuntOptions | None = None,
+) -> KeyReport:
+    opts = options or HuntOptions()
+    report = KeyReport(access_key_id=access_key_id, window=window, targets=list(targets))
+    workers = max(1, min(opts.max_workers, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="key") as pool:
+        for creation, activity, errors, stats in pool.map(
+            lambda t: _read_target(access_key_id, t, window, clients, opts), targets
+        ):
+            if creation is not None and report.creation is None:
+                report.creation = creation
+            report.activity.extend(activity)
+            report.errors.extend(errors)
+            for name in ("lookup_calls", "events_read", "malformed", "throttled"):
+                setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
+    report.activity.sort(key=lambda a: (a.event_time, a.event_id))
+    _read_iam(report, targets, clients)
+    return report
+
+
+def _read_target(
+    key: str, target: Target, window: Window, clients: ClientSource, opts: HuntOptions
+) -> tuple[Finding | None, list[ApiActivity], list[TargetError], HuntStats]:
+    stats = HuntStats()
+    try:
+        client = clients.client(target.account_id, "cloudtrail", target.region)
+    except AssumeRoleFailed as exc:
+        return None, [], [TargetError(target, "assume_role", exc.code, exc.message)], stats
+    gate_client(client, RateLimiter(opts.rate_per_target), stats)
+    creation: Finding | None = None
+    activity: list[ApiActivity] = []
+    try:
+        if target.region == IAM_REGION:  # IAM's CloudTrail events are recorded only here
+            creation = _find_creation(client, key, target, window, stats, opts)
+        for page in fetch_pages(client, ("AccessKeyId", key), window, stats, opts.throttling):
+            for entry in page:
+                try:
+                    activity.append(parse_activity(str(entry.get("CloudTrailEvent"))))
+                except MalformedRecord as exc:
+                    stats.malformed += 1
+                    log.warning("skipped malformed record %r: %s", entry.get("EventId"), exc)
+    except LookupFailed as exc:
+        return creation, activity, [TargetError(target, "lookup", exc.code, exc.message)], stats
+    return creation, activity, [], stats
+
+
+def _find_creation(
+    client: object,
+    key: str,
+    target: Target,
+    window: Window,
+    stats: HuntStats,
+    opts: HuntOptions,
+) -> Finding | None:
+    for page in fetch_pages(client, CREATE, window, stats, opts.throttling):
+        for entry in page:
+            try:
+                event = parse_record(str(entry.get("CloudTrailEvent")))
+            except MalformedRecord:
+                stats.malformed += 1
+                continue
+            if event.access_key_id == key:
+                return classify(event, suppressions=opts.suppressions, target=target)
+    return None
+
+
+def _read_iam(report: KeyReport, targets: Sequence[Target], clients: ClientSource) -> None:
+    """Ask IAM which user owns the key, in the creation's account first, then the others."""
+    accounts = sorted({t.account_id for t in targets})
+    if report.creation is not None and report.creation.account_id in accounts:
+        first = report.creation.account_id
+        accounts = [first] + [a for a in accounts if a != first]
+    for account in accounts:
+        try:
+            iam = clients.client(account, "iam", IAM_REGION)
+            use = fetch_key_last_use(iam, report.access_key_id)
+            report.stats.iam_calls += 1
+        except (IamReadFailed, AssumeRoleFailed) as exc:
+            report.stats.iam_calls += 1
+            if exc.code not in ("NoSuchEntity", "AccessDenied", "AccessDeniedException"):
+                report.errors.append(
+                    TargetError(Target(account, IAM_REGION), "iam", exc.code, exc.message)
+                )
+            continue
+        report.last_use = use
+        if use.user_name:
+            try:
+                report.owner_keys = tuple(fetch_user_keys(iam, use.user_name))
+                report.stats.iam_calls += 1
+            except IamReadFailed as exc:
+                report.errors.append(
+                    TargetError(Target(account, IAM_REGION), "iam", exc.code, exc.message)
+                )
+        return

@@ -1,0 +1,261 @@
+"""Typed values that flow through a hunt: targets, windows, parsed events, findings, errors."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from checks.timeutil import isoformat_z
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: critical 4 ... info 0."""
+        return _RANKS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (allowed: {allowed})") from None
+
+
+_RANKS = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place CloudTrail is read: an account in a region."""
+
+    account_id: str
+    region: str
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.region}"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A closed time range [start, end] in UTC, as LookupEvents reads it."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.start > self.end:
+            raise ValueError("window start is after its end")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made the call, from `userIdentity`."""
+
+    type: str
+    arn: str | None
+    name: str | None
+    account_id: str | None
+    access_key_id: str | None
+    invoked_by: str | None
+    session_issuer_arn: str | None
+    mfa_authenticated: bool | None
+    console_session: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    """One parsed CloudTrail record about an access key (create, update or delete)."""
+
+    event_id: str
+    event_time: datetime
+    event_name: str
+    account_id: str | None
+    region: str | None
+    actor: Actor
+    request_user: str | None
+    response_user: str | None
+    access_key_id: str | None
+    key_status: str | None
+    key_create_date: datetime | None
+    source_ip: str | None
+    user_agent: str | None
+    error_code: str | None
+    error_message: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    @property
+    def target_user(self) -> str | None:
+        """The IAM user the key belongs to; `root` for the root user's own key.
+
+        CONTRACT: responseElements userName, else requestParameters userName, else the actor.
+        The root user's own key is reported as `root` even when the response names it "Root"
+        (the console does that), so it can never be mistaken for an IAM user called Root.
+        """
+        if self.actor.type == "Root" and self.request_user is None:
+            return "root"
+        if self.response_user is not None:
+            return self.response_user
+        if self.request_user is not None:
+            return self.request_user
+        return self.actor.name
+
+
+@dataclass(frozen=True, slots=True)
+class ApiActivity:
+    """One API call made with a key under investigation."""
+
+    event_id: str
+    event_time: datetime
+    event_source: str | None
+    event_name: str
+    region: str | None
+    account_id: str | None
+    source_ip: str | None
+    user_agent: str | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One access key as IAM's ListAccessKeys reports it."""
+
+    access_key_id: str
+    status: str
+    create_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A classified CreateAccessKey event: what happened, how bad, why, and its triage state."""
+
+    event: KeyEvent
+    severity: Severity
+    reasons: tuple[str, ...]
+    status: str = "open"
+    target: Target | None = None
+    # The target user's keys as IAM lists them now (enrichment); None when not looked up.
+    user_keys: tuple[KeyInfo, ...] | None = None
+
+    @property
+    def account_id(self) -> str | None:
+        if self.event.account_id:
+            return self.event.account_id
+        return self.target.account_id if self.target else None
+
+    @property
+    def suppressed(self) -> bool:
+        return "suppressed" in self.reasons
+
+    def to_record(self) -> dict[str, Any]:
+        """The CONTRACT section 2 shape: every key present, null when unknown."""
+        e = self.event
+        return {
+            "event_id": e.event_id,
+            "event_time": isoformat_z(e.event_time),
+            "account_id": self.account_id,
+            "region": e.region or (self.target.region if self.target else None),
+            "event_name": e.event_name,
+            "actor_type": e.actor.type,
+            "actor_arn": e.actor.arn,
+            "actor_name": e.actor.name,
+            "target_user": e.target_user,
+            "access_key_id": e.access_key_id,
+            "key_status": e.key_status,
+            "key_create_date": isoformat_z(e.key_create_date) if e.key_create_date else None,
+            "source_ip": e.source_ip,
+            "user_agent": e.user_agent,
+            "error_code": e.error_code,
+            "severity": self.severity.value,
+            "reasons": list(self.reasons),
+            "status": self.status,
+        }
+
+
+FINDING_FIELDS: tuple[str, ...] = (
+    "event_id",
+    "event_time",
+    "account_id",
+    "region",
+    "event_name",
+    "actor_type",
+    "actor_arn",
+    "actor_name",
+    "target_user",
+    "access_key_id",
+    "key_status",
+    "key_create_date",
+    "source_ip",
+    "user_agent",
+    "error_code",
+    "severity",
+    "reasons",
+    "status",
+)
+
+
+# Stages whose failure means a target was not searched (the others only lose enrichment).
+FATAL_STAGES = frozenset({"accounts", "assume_role", "lookup"})
+
+
+@dataclass(frozen=True, slots=True)
+class TargetError:
+    """A target, or part of it, that could not be read. Never silently "no findings"."""
+
+    target: Target
+    stage: str  # "accounts", "assume_role", "lookup", "rotation_context", "iam"
+    code: str  # AWS error code, or "Throttled", "EndpointError", ...
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.stage} failed: {self.code}: {self.message}"
+
+
+@dataclass(slots=True)
+class HuntStats:
+    lookup_calls: int = 0
+    events_read: int = 0
+    malformed: int = 0
+    throttled: int = 0
+    iam_calls: int = 0
+
+
+@dataclass(slots=True)
+class HuntResult:
+    window: Window
+    targets: list[Target]
+    findings: list[Finding]
+    errors: list[TargetError]
+    stats: HuntStats
+
+    @property
+    def complete(self) -> bool:
+        """True when every target was read; enrichment failures do not make a hunt partial."""
+        return not any(e.stage in FATAL_STAGES for e in self.errors)
+
+    @property
+    def failed_targets(self) -> list[Target]:
+        return sorted(
+            {e.target for e in self.errors if e.stage in FATAL_STAGES},
+            key=lambda t: (t.account_id, t.region),
+        )

@@ -1,0 +1,186 @@
+"""Parse CloudTrail records into typed events. Pure: no I/O, no AWS calls.
+
+Every value in a record can be chosen by whoever made the call, so each field is checked for
+its type here, once; nothing downstream looks at the raw JSON again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from checks.model import Actor, ApiActivity, KeyEvent
+from checks.timeutil import parse_create_date, parse_event_time
+
+# Console sign-in shows up as one of these in userAgent or invokedBy.
+CONSOLE_AGENTS = frozenset({"signin.amazonaws.com", "console.amazonaws.com"})
+
+
+class MalformedRecord(ValueError):
+    """A CloudTrail record that cannot be read as an event; the message says why."""
+
+
+def parse_record(raw: str | bytes | Mapping[str, Any]) -> KeyEvent:
+    """One CloudTrail record (the `CloudTrailEvent` JSON string, or a decoded dict)."""
+    if isinstance(raw, str | bytes):
+        try:
+            record = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedRecord(f"not JSON: {exc}") from None
+    else:
+        record = raw
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"expected a JSON object, got {type(record).__name__}")
+    return _parse_mapping(record)
+
+
+def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
+    event_id = _required_str(record, "eventID")
+    event_name = _required_str(record, "eventName")
+    try:
+        event_time = parse_event_time(_required_str(record, "eventTime"))
+    except ValueError as exc:
+        raise MalformedRecord(str(exc)) from None
+
+    identity = record.get("userIdentity")
+    if not isinstance(identity, Mapping):
+        raise MalformedRecord("userIdentity is missing or not an object")
+    actor = _parse_actor(identity, _opt_str(record, "userAgent"))
+
+    request = _opt_mapping(record, "requestParameters")
+    response = _opt_mapping(record, "responseElements")
+    access_key = _opt_mapping(response, "accessKey") if response else None
+
+    create_date_text = _opt_str(access_key, "createDate") if access_key else None
+    return KeyEvent(
+        event_id=event_id,
+        event_time=event_time,
+        event_name=event_name,
+        account_id=_opt_str(record, "recipientAccountId") or actor.account_id,
+        region=_opt_str(record, "awsRegion"),
+        actor=actor,
+        request_user=_opt_str(request, "userName") if request else None,
+        response_user=_opt_str(access_key, "userName") if access_key else None,
+        access_key_id=(
+            (_opt_str(access_key, "accessKeyId") if access_key else None)
+            or (_opt_str(request, "accessKeyId") if request else None)
+        ),
+        key_status=(
+            (_opt_str(access_key, "status") if access_key else None)
+            or (_opt_str(request, "status") if request else None)
+        ),
+        key_create_date=parse_create_date(create_date_text) if create_date_text else None,
+        source_ip=_opt_str(record, "sourceIPAddress"),
+        user_agent=_opt_str(record, "userAgent"),
+        error_code=_opt_str(record, "errorCode"),
+        error_message=_opt_str(record, "errorMessage"),
+    )
+
+
+def _parse_actor(identity: Mapping[str, Any], user_agent: str | None) -> Actor:
+    actor_type = _required_str(identity, "type", where="userIdentity.")
+    arn = _opt_str(identity, "arn")
+    invoked_by = _opt_str(identity, "invokedBy")
+    session = _opt_mapping(identity, "sessionContext")
+    attributes = _opt_mapping(session, "attributes") if session else None
+    issuer = _opt_mapping(session, "sessionIssuer") if session else None
+    mfa_text = _opt_str(attributes, "mfaAuthenticated") if attributes else None
+    from_console = (_opt_str(identity, "sessionCredentialFromConsole") or "").lower() == "true"
+    return Actor(
+        type=actor_type,
+        arn=arn,
+        name=actor_name(actor_type, arn, _opt_str(identity, "userName"), invoked_by),
+        account_id=_opt_str(identity, "accountId"),
+        access_key_id=_opt_str(identity, "accessKeyId"),
+        invoked_by=invoked_by,
+        session_issuer_arn=_opt_str(issuer, "arn") if issuer else None,
+        mfa_authenticated=None if mfa_text is None else mfa_text.lower() == "true",
+        console_session=(
+            from_console or user_agent in CONSOLE_AGENTS or invoked_by in CONSOLE_AGENTS
+        ),
+    )
+
+
+def actor_name(
+    actor_type: str, arn: str | None, user_name: str | None, invoked_by: str | None
+) -> str | None:
+    """The name a person would use for the caller (CONTRACT section 2, `actor_name`).
+
+    The ARN is preferred to `userName` because it is what IAM itself resolved; the last
+    path element is the name, so `user/dept/bob` is `bob`, never `dept/bob`.
+    """
+    if actor_type == "Root":
+        return "root"
+    resource = arn.split(":", 5)[5] if arn and arn.count(":") >= 5 else None
+    if actor_type == "IAMUser" and resource and resource.startswith("user/"):
+        return resource.rsplit("/", 1)[1] or user_name
+    if actor_type == "AssumedRole" and resource and resource.startswith("assumed-role/"):
+        parts = resource.split("/")
+        return parts[2] if len(parts) >= 3 and parts[2] else user_name
+    if actor_type == "FederatedUser" and resource and resource.startswith("federated-user/"):
+        return resource.split("/", 1)[1] or user_name
+    if actor_type == "AWSService":
+        return invoked_by or user_name
+    return user_name
+
+
+def _required_str(record: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        state = "missing" if value is None else f"not a non-empty string ({type(value).__name__})"
+        raise MalformedRecord(f"{where}{key} is {state}")
+    return value
+
+
+def _opt_str(record: Mapping[str, Any] | None, key: str) -> str | None:
+    """A string field, or None when absent, null or empty; other types are malformed."""
+    if record is None:
+        return None
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        raise MalformedRecord(f"{key} is {type(value).__name__}, expected a string")
+    return value
+
+
+def _opt_mapping(record: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    if record is None:
+        return None
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MalformedRecord(f"{key} is {type(value).__name__}, expected an object")
+    return value
+
+
+def parse_activity(raw: str | bytes | Mapping[str, Any]) -> ApiActivity:
+    """Any CloudTrail record, reduced to what a timeline of one key's use needs."""
+    if isinstance(raw, str | bytes):
+        try:
+            record = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedRecord(f"not JSON: {exc}") from None
+    else:
+        record = raw
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"expected a JSON object, got {type(record).__name__}")
+    try:
+        event_time = parse_event_time(_required_str(record, "eventTime"))
+    except ValueError as exc:
+        raise MalformedRecord(str(exc)) from None
+    return ApiActivity(
+        event_id=_required_str(record, "eventID"),
+        event_time=event_time,
+        event_source=_opt_str(record, "eventSource"),
+        event_name=_required_str(record, "eventName"),
+        region=_opt_str(record, "awsRegion"),
+        account_id=_opt_str(record, "recipientAccountId"),
+        source_ip=_opt_str(record, "sourceIPAddress"),
+        user_agent=_opt_str(record, "userAgent"),
+        error_code=_opt_str(record, "errorCode"),
+    )

@@ -1,0 +1,65 @@
+"""Detection rules: one behaviour per module, each a pure function of one event plus context.
+
+A rule's id is its module name and the reason code it adds to a finding (CONTRACT section 3).
+`classify.py` turns the matched rules into a severity; rules themselves never decide it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from checks.model import KeyEvent, Severity
+
+MITRE_TECHNIQUE = "T1098.001"  # Account Manipulation: Additional Cloud Credentials
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What a rule may know beyond the event itself: nearby key changes in the same account."""
+
+    key_changes: Sequence[KeyEvent] = ()
+    rotation_window: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    title: str
+    description: str
+    matches: Callable[[KeyEvent, RuleContext], bool]
+    # How the rule moves severity; classify.py applies these in a fixed order.
+    severity: Severity | None = None  # sets the base severity (highest base wins)
+    caps_at: Severity | None = None  # never above this
+    lowers_to: Severity | None = None  # lowered to this unless the actor is root
+    false_positives: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    mitre: str = MITRE_TECHNIQUE
+    tags: tuple[str, ...] = field(default=())
+
+
+def same_user(a: str | None, b: str | None) -> bool:
+    """Exact IAM user name comparison. IAM names are unique ignoring case, so compare casefolded,
+    and never by substring: `jack` is not `jackson`."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def all_rules() -> tuple[Rule, ...]:
+    from checks.rules import (
+        console,
+        failed_attempt,
+        key_for_other_user,
+        likely_rotation,
+        root_actor,
+        self_service,
+    )
+
+    return (
+        root_actor.RULE,
+        key_for_other_user.RULE,
+        self_service.RULE,
+        failed_attempt.RULE,
+        console.RULE,
+        likely_rotation.RULE,
+    )

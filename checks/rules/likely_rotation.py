@@ -1,0 +1,50 @@
+"""The user's other key was deactivated or deleted near the new key's creation: a rotation."""
+
+from checks.model import KeyEvent, Severity
+from checks.rules import Rule, RuleContext, same_user
+
+ROTATION_EVENTS = frozenset({"UpdateAccessKey", "DeleteAccessKey"})
+
+
+def retires_a_key_of(change: KeyEvent, user: str | None, new_key: str | None) -> bool:
+    """A successful deactivation or deletion of one of `user`'s keys other than `new_key`."""
+    if change.failed or change.event_name not in ROTATION_EVENTS:
+        return False
+    if change.event_name == "UpdateAccessKey" and (change.key_status or "").lower() != "inactive":
+        return False
+    if change.access_key_id is not None and change.access_key_id == new_key:
+        return False
+    # Without requestParameters.userName the caller acted on its own key.
+    owner = change.request_user or change.actor.name
+    return same_user(owner, user)
+
+
+def matches(event: KeyEvent, ctx: RuleContext) -> bool:
+    if event.failed or event.actor.type == "Root":
+        return False
+    user = event.target_user
+    return any(
+        abs(change.event_time - event.event_time) <= ctx.rotation_window
+        and change.account_id == event.account_id
+        and retires_a_key_of(change, user, event.access_key_id)
+        for change in ctx.key_changes
+    )
+
+
+RULE = Rule(
+    id="likely_rotation",
+    title="Likely rotation",
+    description=(
+        "Within the rotation window (default 24 h either side) the same user's other key was "
+        "set Inactive or deleted. Lowers the finding to low; never for the root user."
+    ),
+    matches=matches,
+    lowers_to=Severity.LOW,
+    false_positives=(
+        "An attacker who deletes the victim's old key after creating a new one looks alike; "
+        "the actor and source IP still show in the alert.",
+    ),
+    references=(
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html#rotating_access_keys_console",
+    ),
+)

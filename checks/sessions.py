@@ -1,0 +1,123 @@
+"""Credentials per account: the caller's own, or an assumed role cached and refreshed.
+
+Constructors do no I/O. The first call that needs the caller's identity or a role makes it,
+from a worker thread, so a slow or denied AssumeRole only holds up its own account.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+
+log = logging.getLogger(__name__)
+
+ROLE_SESSION_NAME = "keyhunt"
+# Retries for connection errors and 5xx inside botocore; throttling has its own loop with a
+# deadline in cloudtrail.py, so botocore is not left to sleep through it blindly.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=20,
+    user_agent_extra="keyhunt",
+)
+
+
+class AssumeRoleFailed(Exception):
+    def __init__(self, account_id: str, code: str, message: str) -> None:
+        super().__init__(f"AssumeRole into {account_id} failed: {code}: {message}")
+        self.account_id = account_id
+        self.code = code
+        self.message = message
+
+
+class AwsSessions:
+    """Hands out a boto3 session per account, assuming `role_name` where needed."""
+
+    def __init__(
+        self,
+        base: boto3.Session,
+        role_name: str = "KeyHuntReadOnly",
+        external_id: str | None = None,
+        partition: str = "aws",
+    ) -> None:
+        self._base = base
+        self._role_name = role_name
+        self._external_id = external_id
+        self._partition = partition
+        self._lock = threading.Lock()
+        self._account_locks: dict[str, threading.Lock] = {}
+        self._credentials: dict[str, RefreshableCredentials] = {}
+        self._caller_account: str | None = None
+
+    def caller_account(self) -> str:
+        """The account of the credentials keyhunt runs with (one GetCallerIdentity, cached)."""
+        with self._lock:
+            if self._caller_account is None:
+                sts = self._base.client("sts", config=CLIENT_CONFIG)
+                self._caller_account = str(sts.get_caller_identity()["Account"])
+            return self._caller_account
+
+    def session_for(self, account_id: str) -> boto3.Session:
+        if account_id == self.caller_account():
+            return self._base
+        credentials = self._role_credentials(account_id)
+        core = botocore.session.get_session()
+        # botocore has no public setter for a refreshable credential object; this is the
+        # documented-by-usage way to give a session credentials that renew themselves.
+        core._credentials = credentials  # type: ignore[attr-defined]
+        return boto3.Session(botocore_session=core, region_name=self._base.region_name)
+
+    def client(self, account_id: str, service: str, region: str) -> Any:
+        session: Any = self.session_for(account_id)  # service names are dynamic here
+        return session.client(service, region_name=region, config=CLIENT_CONFIG)
+
+    def _role_credentials(self, account_id: str) -> RefreshableCredentials:
+        with self._lock:
+            cached = self._credentials.get(account_id)
+            account_lock = self._account_locks.setdefault(account_id, threading.Lock())
+        if cached is not None:
+            return cached
+        with account_lock:  # one AssumeRole per account even when regions race for it
+            cached = self._credentials.get(account_id)
+            if cached is None:
+                cached = RefreshableCredentials.create_from_metadata(
+                    metadata=self._assume(account_id),
+                    refresh_using=lambda: self._assume(account_id),
+                    method="sts-assume-role",
+                )
+                with self._lock:
+                    self._credentials[account_id] = cached
+            return cached
+
+    def _assume(self, account_id: str) -> dict[str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        role_arn = f"arn:{self._partition}:iam::{account_id}:role/{self._role_name}"
+        params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": ROLE_SESSION_NAME}
+        if self._external_id:
+            params["ExternalId"] = self._external_id
+        sts = self._base.client("sts", config=CLIENT_CONFIG)
+        try:
+            creds = sts.assume_role(**params)["Credentials"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise AssumeRoleFailed(
+                account_id, str(error.get("Code", "ClientError")), str(error.get("Message", ""))
+            ) from None
+        except BotoCoreError as exc:
+            raise AssumeRoleFailed(account_id, type(exc).__name__, str(exc)) from None
+        log.info("assumed %s in %s until %s", self._role_name, account_id, creds["Expiration"])
+        expiration: datetime = creds["Expiration"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": expiration.astimezone(UTC).isoformat(),
+        }

@@ -1,0 +1,86 @@
+"""Pure time parsing: CloudTrail timestamps, user-given durations and instants."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+MAX_LOOKBACK = timedelta(days=90)  # CloudTrail event history keeps 90 days
+
+_DURATION = re.compile(r"^(\d{1,6})([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+# CloudTrail writes `2026-11-29T21:47:48Z`; exports and test corpora also carry
+# `2022-09-27 17:09:18` and `2023-01-03 01:52:07.000000000` (nanoseconds).
+_EVENT_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+# IAM's responseElements.accessKey.createDate is `Jan 8, 2020 8:43:06 PM`.
+_CREATE_DATE_FORMAT = "%b %d, %Y %I:%M:%S %p"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `24h`, `7d`, `2w`; at most 90 days. Raises ValueError naming the problem."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"bad duration {text!r}: use <n><m|h|d|w>, e.g. 90m, 24h, 7d, 2w")
+    amount, unit = int(match.group(1)), match.group(2)
+    value = timedelta(**{_UNITS[unit]: amount})
+    if value <= timedelta(0):
+        raise ValueError(f"bad duration {text!r}: must be more than zero")
+    if value > MAX_LOOKBACK:
+        raise ValueError(f"bad duration {text!r}: at most 90d (CloudTrail's event history)")
+    return value
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO 8601 date or date-time; UTC unless it carries an offset."""
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            d = date.fromisoformat(raw)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"bad time {text!r}: use an ISO 8601 date or date-time, e.g. 2026-11-29T14:00Z"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_event_time(text: str) -> datetime:
+    """A CloudTrail `eventTime` in any of the shapes seen in the wild, as aware UTC."""
+    match = _EVENT_TIME.match(text.strip())
+    if not match:
+        raise ValueError(f"unrecognised event time {text!r}")
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    value = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC
+    )
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        value = value - sign * offset
+    return value
+
+
+def parse_create_date(text: str) -> datetime | None:
+    """IAM's createDate, either ISO or `Jan 8, 2020 8:43:06 PM`; None when unreadable."""
+    try:
+        return parse_event_time(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text.strip(), _CREATE_DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def isoformat_z(value: datetime) -> str:
+    """`2026-11-29T21:47:48Z`: seconds precision, UTC, the CONTRACT's format."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

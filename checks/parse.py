@@ -17,6 +17,10 @@ from checks.timeutil import parse_create_date, parse_event_time
 CONSOLE_AGENTS = frozenset({"signin.amazonaws.com", "console.amazonaws.com"})
 
 
+# Real eventIDs are UUIDs; the bound keeps an attacker-sized ID out of keys and button values.
+MAX_EVENT_ID = 128
+
+
 class MalformedRecord(ValueError):
     """A CloudTrail record that cannot be read as an event; the message says why."""
 
@@ -37,6 +41,8 @@ def parse_record(raw: str | bytes | Mapping[str, Any]) -> KeyEvent:
 
 def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
     event_id = _required_str(record, "eventID")
+    if len(event_id) > MAX_EVENT_ID:
+        raise MalformedRecord(f"eventID is longer than {MAX_EVENT_ID} characters")
     event_name = _required_str(record, "eventName")
     try:
         event_time = parse_event_time(_required_str(record, "eventTime"))

@@ -1,0 +1,726 @@
+"""The state store: findings, Slack messages, triage audit log, poll checkpoints, leases.
+
+SQLAlchemy Core over SQLite (default, WAL mode) or PostgreSQL. Every statement is
+parameterised. Concurrency is handled in the database, not in memory: a finding is inserted
+once (`ON CONFLICT DO NOTHING`), a post is claimed with a conditional UPDATE before it is sent,
+and a triage decision is a compare-and-set on the status, so several processes never
+double-post or lose a decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from bot.settings import Settings
+from checks.model import Finding, Target
+from checks.timeutil import isoformat_z
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+OPEN, EXPECTED_ROTATION, INVESTIGATING = "open", "expected_rotation", "investigating"
+STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING)
+PENDING, POSTED, SKIPPED = "pending", "posted", "skipped"
+
+metadata = MetaData()
+
+findings_table = Table(
+    "findings",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("account_id", String(32)),
+    Column("region", String(32)),
+    Column("event_time", DateTime(timezone=True), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("record", Text, nullable=False),  # CONTRACT fields as JSON, plus enrichment
+    Column("status", String(32), nullable=False, default=OPEN),
+    Column("assignee", String(32)),
+    Column("decided_by", String(32)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("stored_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("post_state", String(16), nullable=False, index=True),
+    Column("post_attempts", Integer, nullable=False, default=0),
+    Column("post_error", Text),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("channel", String(32)),
+    Column("ts", String(32)),
+    Column("thread_ts", String(32)),
+    Column("posted_at", DateTime(timezone=True)),
+)
+
+triage_log = Table(
+    "triage_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    Column("previous_status", String(32), nullable=False),
+    Column("user_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("account_id", String(32), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("checkpoint", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+)
+
+poll_runs = Table(
+    "poll_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("ok", Boolean, nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("new_findings", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+schema_info = Table(
+    "keyhunt_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    event_id: str
+    record: dict[str, Any]
+    status: str
+    assignee: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    stored_at: datetime
+    post_state: str
+    channel: str | None
+    ts: str | None
+    thread_ts: str | None
+
+    @property
+    def severity(self) -> str:
+        return str(self.record["severity"])
+
+    @property
+    def event_time(self) -> datetime:
+        return datetime.fromisoformat(str(self.record["event_time"]).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    event_id: str
+    status: str
+    previous_status: str
+    user_id: str
+    at: datetime
+    changed: bool
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    account_id: str
+    region: str
+    checkpoint: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+
+
+@dataclass(frozen=True)
+class PollRun:
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool
+    complete: bool
+    new_findings: int
+    error: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything stored is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = _make_engine(self.url)
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create the schema, or upgrade an older one, idempotently and safely in parallel."""
+        metadata.create_all(self.engine, checkfirst=True)
+        with self._tx() as conn:
+            current = conn.execute(select(schema_info.c.version)).scalar()
+            if current is None:
+                _insert_ignore(conn, schema_info, [{"id": 1, "version": SCHEMA_VERSION}])
+            elif current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database schema {current} is newer than this keyhunt ({SCHEMA_VERSION})"
+                )
+            # Future upgrades go here, one `if current < N:` step each.
+
+    # -- findings -------------------------------------------------------------------------
+    def add_findings(self, findings: Sequence[Finding], now: datetime | None = None) -> list[str]:
+        """Store new findings; returns the event IDs that were new. Already-stored ones are
+        left exactly as they are (their status and Slack message included)."""
+        if not findings:
+            return []
+        stamp = now or _now()
+        rows = [_finding_row(f, stamp) for f in findings]
+        ids = [r["event_id"] for r in rows]
+        new: list[str] = []
+        with self._tx() as conn:
+            existing = _existing_ids(conn, ids)
+            fresh = [r for r in rows if r["event_id"] not in existing]
+            if fresh:
+                _insert_ignore(conn, findings_table, fresh)
+                # Another process may have inserted the same event between the two statements;
+                # only rows carrying our stamp are ours.
+                mine = conn.execute(
+                    select(findings_table.c.event_id).where(
+                        findings_table.c.event_id.in_([r["event_id"] for r in fresh]),
+                        findings_table.c.stored_at == stamp,
+                    )
+                )
+                new = [row[0] for row in mine]
+        return new
+
+    def get(self, event_id: str) -> StoredFinding | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(findings_table).where(findings_table.c.event_id == event_id)
+            ).first()
+        return _stored(row._mapping) if row else None
+
+    def statuses(self, event_ids: Sequence[str]) -> dict[str, str]:
+        result: dict[str, str] = {}
+        chunk = 500  # keep IN lists within every backend's parameter limit
+        with self._tx() as conn:
+            for i in range(0, len(event_ids), chunk):
+                part = list(event_ids[i : i + chunk])
+                rows = conn.execute(
+                    select(findings_table.c.event_id, findings_table.c.status).where(
+                        findings_table.c.event_id.in_(part)
+                    )
+                )
+                result.update({r[0]: r[1] for r in rows})
+        return result
+
+    def findings_between(self, start: datetime, end: datetime) -> list[StoredFinding]:
+        """Findings stored in [start, end), newest event first (for digests)."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(findings_table)
+                .where(findings_table.c.stored_at >= start, findings_table.c.stored_at < end)
+                .order_by(findings_table.c.event_time.desc())
+            )
+            return [_stored(r._mapping) for r in rows]
+
+    def open_findings(self) -> list[StoredFinding]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(findings_table)
+                .where(findings_table.c.status == OPEN, findings_table.c.post_state != SKIPPED)
+                .order_by(findings_table.c.event_time.asc())
+            )
+            return [_stored(r._mapping) for r in rows]
+
+    # -- posting --------------------------------------------------------------------------
+    def claim_pending(
+        self,
+        owner: str,
+        limit: int = 100,
+        lease: timedelta = timedelta(minutes=2),
+        now: datetime | None = None,
+    ) -> list[StoredFinding]:
+        """Claim up to `limit` findings awaiting a post, oldest event first. A claim is a
+        conditional UPDATE, so two processes can never both hold the same finding."""
+        stamp = now or _now()
+        claimable = and_(
+            findings_table.c.post_state == PENDING,
+            or_(findings_table.c.claimed_until.is_(None), findings_table.c.claimed_until < stamp),
+        )
+        claimed: list[StoredFinding] = []
+        with self._tx() as conn:
+            candidates = [
+                r[0]
+                for r in conn.execute(
+                    select(findings_table.c.event_id)
+                    .where(claimable)
+                    .order_by(findings_table.c.event_time.asc(), findings_table.c.event_id)
+                    .limit(limit)
+                )
+            ]
+        for event_id in candidates:
+            with self._tx() as conn:
+                result = conn.execute(
+                    update(findings_table)
+                    .where(findings_table.c.event_id == event_id, claimable)
+                    .values(claimed_by=owner, claimed_until=stamp + lease)
+                )
+                if result.rowcount == 1:
+                    row = conn.execute(
+                        select(findings_table).where(findings_table.c.event_id == event_id)
+                    ).first()
+                    if row is not None:
+                        claimed.append(_stored(row._mapping))
+        return claimed
+
+    def mark_posted(
+        self,
+        event_id: str,
+        channel: str,
+        ts: str,
+        thread_ts: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(findings_table)
+                .where(findings_table.c.event_id == event_id)
+                .values(
+                    post_state=POSTED,
+                    channel=channel,
+                    ts=ts,
+                    thread_ts=thread_ts,
+                    posted_at=now or _now(),
+                    claimed_by=None,
+                    claimed_until=None,
+                    post_error=None,
+                    post_attempts=findings_table.c.post_attempts + 1,
+                )
+            )
+
+    def mark_post_failed(self, event_id: str, error: str) -> None:
+        """Release the claim so the next cycle (of any process) retries the post."""
+        with self._tx() as conn:
+            conn.execute(
+                update(findings_table)
+                .where(findings_table.c.event_id == event_id)
+                .values(
+                    claimed_by=None,
+                    claimed_until=None,
+                    post_error=error[:500],
+                    post_attempts=findings_table.c.post_attempts + 1,
+                )
+            )
+
+    def pending_count(self) -> int:
+        with self._tx() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(findings_table.c.post_state == PENDING)
+                ).scalar_one()
+            )
+
+    # -- triage ---------------------------------------------------------------------------
+    def decide(
+        self, event_id: str, status: str, user_id: str, now: datetime | None = None
+    ) -> Decision | None:
+        """Set a finding's status, appending to the audit log. Compare-and-set: a repeated or
+        concurrent click with the same decision changes nothing and logs nothing."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        stamp = now or _now()
+        with self._tx() as conn:
+            row = conn.execute(
+                select(
+                    findings_table.c.status,
+                    findings_table.c.decided_by,
+                    findings_table.c.decided_at,
+                ).where(findings_table.c.event_id == event_id)
+            ).first()
+            if row is None:
+                return None
+            previous = row[0]
+            if previous == status:
+                return Decision(
+                    event_id,
+                    status,
+                    previous,
+                    row[1] or user_id,
+                    _aware(row[2]) or stamp,
+                    changed=False,
+                )
+            values: dict[str, Any] = {"status": status, "decided_by": user_id, "decided_at": stamp}
+            if status == INVESTIGATING:
+                values["assignee"] = user_id
+            result = conn.execute(
+                update(findings_table)
+                .where(findings_table.c.event_id == event_id, findings_table.c.status == previous)
+                .values(**values)
+            )
+            if result.rowcount != 1:  # somebody else decided in between; theirs stands
+                current = conn.execute(
+                    select(findings_table.c.status).where(findings_table.c.event_id == event_id)
+                ).scalar()
+                return Decision(
+                    event_id, str(current or status), previous, user_id, stamp, changed=False
+                )
+            conn.execute(
+                triage_log.insert().values(
+                    event_id=event_id,
+                    status=status,
+                    previous_status=previous,
+                    user_id=user_id,
+                    at=stamp,
+                )
+            )
+        return Decision(event_id, status, previous, user_id, stamp, changed=True)
+
+    def history(self, event_id: str) -> list[Decision]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(triage_log)
+                .where(triage_log.c.event_id == event_id)
+                .order_by(triage_log.c.id)
+            )
+            return [
+                Decision(
+                    r.event_id,
+                    r.status,
+                    r.previous_status,
+                    r.user_id,
+                    _aware(r.at) or _now(),
+                    changed=True,
+                )
+                for r in rows
+            ]
+
+    # -- checkpoints and poll health ------------------------------------------------------
+    def checkpoint(self, target: Target) -> datetime | None:
+        with self._tx() as conn:
+            value = conn.execute(
+                select(checkpoints.c.checkpoint).where(
+                    checkpoints.c.account_id == target.account_id,
+                    checkpoints.c.region == target.region,
+                )
+            ).scalar()
+        return _aware(value)
+
+    def target_succeeded(self, target: Target, checkpoint: datetime, now: datetime) -> None:
+        """Move the checkpoint; callers do this only after the window's findings are stored."""
+        self._upsert_checkpoint(
+            target,
+            checkpoint=checkpoint,
+            last_success_at=now,
+            consecutive_failures=0,
+            last_error=None,
+        )
+
+    def target_failed(self, target: Target, error: str, now: datetime) -> None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(checkpoints.c.consecutive_failures).where(
+                    checkpoints.c.account_id == target.account_id,
+                    checkpoints.c.region == target.region,
+                )
+            ).first()
+        failures = (row[0] if row else 0) + 1
+        self._upsert_checkpoint(
+            target, last_error=error[:500], last_error_at=now, consecutive_failures=failures
+        )
+
+    def _upsert_checkpoint(self, target: Target, **values: Any) -> None:
+        key = {"account_id": target.account_id, "region": target.region}
+        with self._tx() as conn:
+            result = conn.execute(
+                update(checkpoints)
+                .where(
+                    checkpoints.c.account_id == target.account_id,
+                    checkpoints.c.region == target.region,
+                )
+                .values(**values)
+            )
+            if result.rowcount == 0:
+                _insert_ignore(conn, checkpoints, [{**key, "consecutive_failures": 0, **values}])
+
+    def target_health(self) -> list[TargetHealth]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(checkpoints).order_by(checkpoints.c.account_id, checkpoints.c.region)
+            )
+            return [
+                TargetHealth(
+                    r.account_id,
+                    r.region,
+                    _aware(r.checkpoint),
+                    _aware(r.last_success_at),
+                    r.last_error,
+                    _aware(r.last_error_at),
+                    r.consecutive_failures,
+                )
+                for r in rows
+            ]
+
+    def record_poll(self, run: PollRun) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                poll_runs.insert().values(
+                    started_at=run.started_at,
+                    finished_at=run.finished_at,
+                    ok=run.ok,
+                    complete=run.complete,
+                    new_findings=run.new_findings,
+                    error=run.error,
+                )
+            )
+
+    def poll_runs_since(self, since: datetime) -> list[PollRun]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(poll_runs)
+                .where(poll_runs.c.started_at >= since)
+                .order_by(poll_runs.c.started_at)
+            )
+            return [
+                PollRun(
+                    _aware(r.started_at) or since,
+                    _aware(r.finished_at),
+                    r.ok,
+                    r.complete,
+                    r.new_findings,
+                    r.error,
+                )
+                for r in rows
+            ]
+
+    def last_successful_poll(self) -> datetime | None:
+        with self._tx() as conn:
+            value = conn.execute(
+                select(func.max(poll_runs.c.finished_at)).where(poll_runs.c.ok.is_(True))
+            ).scalar()
+        return _aware(value)
+
+    # -- leases (one poller among replicas) -----------------------------------------------
+    def acquire_lease(
+        self, name: str, holder: str, ttl: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Take or renew `name` for `holder`; True when held. An expired lease is free."""
+        stamp = now or _now()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(leases)
+                .where(
+                    leases.c.name == name,
+                    or_(leases.c.holder == holder, leases.c.expires_at < stamp),
+                )
+                .values(holder=holder, expires_at=stamp + ttl)
+            )
+            if result.rowcount == 1:
+                return True
+            _insert_ignore(
+                conn, leases, [{"name": name, "holder": holder, "expires_at": stamp + ttl}]
+            )
+            current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
+            return bool(current == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._tx() as conn:
+            conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+    def lease_holder(self, name: str, now: datetime | None = None) -> str | None:
+        stamp = now or _now()
+        with self._tx() as conn:
+            row = conn.execute(
+                select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)
+            ).first()
+        if row is None or (_aware(row[1]) or stamp) < stamp:
+            return None
+        return str(row[0])
+
+    def ping(self) -> None:
+        """Reachable and writable: a write in a transaction that is rolled back."""
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            conn.execute(leases.insert().values(name="__ping__", holder="check", expires_at=_now()))
+            trans.rollback()
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # NullPool: a connection per transaction, so threads never share a SQLite handle.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+        dbapi_conn.isolation_level = None  # the "begin" listener below issues BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front, so read-then-write transactions in
+        # two processes serialise instead of failing with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database {name}")
+
+
+def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(findings_table.c.event_id).where(findings_table.c.event_id.in_(ids[i : i + 500]))
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+def _finding_row(finding: Finding, stamp: datetime) -> dict[str, Any]:
+    record = finding.to_record()
+    if finding.user_keys is not None:
+        record["user_keys"] = [
+            {
+                "access_key_id": k.access_key_id,
+                "status": k.status,
+                "create_date": isoformat_z(k.create_date) if k.create_date else None,
+            }
+            for k in finding.user_keys
+        ]
+    return {
+        "event_id": finding.event.event_id,
+        "account_id": finding.account_id,
+        "region": record["region"],
+        "event_time": finding.event.event_time,
+        "severity": finding.severity.value,
+        "record": json.dumps(record, ensure_ascii=False),
+        "status": OPEN,
+        "stored_at": stamp,
+        "post_state": SKIPPED if finding.suppressed else PENDING,
+        "post_attempts": 0,
+    }
+
+
+def _stored(row: Any) -> StoredFinding:
+    record = json.loads(row["record"])
+    record["status"] = row["status"]
+    return StoredFinding(
+        event_id=row["event_id"],
+        record=record,
+        status=row["status"],
+        assignee=row["assignee"],
+        decided_by=row["decided_by"],
+        decided_at=_aware(row["decided_at"]),
+        stored_at=_aware(row["stored_at"]) or _now(),
+        post_state=row["post_state"],
+        channel=row["channel"],
+        ts=row["ts"],
+        thread_ts=row["thread_ts"],
+    )
+
+
+def open_store(settings: Settings) -> Store:
+    store = Store(settings.database_url)
+    store.migrate()
+    return store
+
+
+def open_store_if_present(settings: Settings) -> Store | None:
+    """For `keyhunt hunt`: show stored triage states when a database exists; never create one."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        path = url.removeprefix("sqlite:///")
+        if not path or path == ":memory:" or not Path(path).exists():
+            return None
+    try:
+        store = Store(url)
+        store.statuses([])
+        with store.engine.connect() as conn:
+            if not store.engine.dialect.has_table(conn, "findings"):
+                return None
+        return store
+    except Exception as exc:  # noqa: BLE001 - statuses are a courtesy; the hunt goes on
+        log.warning("could not read triage states from the store: %s", type(exc).__name__)
+        return None

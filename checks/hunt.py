@@ -81,7 +81,12 @@ def run_hunt(
     findings = [f for f in findings if _wanted(f, opts)]
     findings.sort(key=lambda f: (f.event.event_time, f.event.event_id), reverse=True)
     return HuntResult(
-        window=window, targets=list(targets), findings=findings, errors=errors, stats=stats
+        window=window,
+        targets=list(targets),
+        findings=findings,
+        errors=errors,
+        stats=stats,
+        per_target={t: o.stats for t, o in zip(targets, outcomes, strict=True)},
     )
 
 
@@ -171,9 +176,9 @@ def _enrich(
     """One ListAccessKeys per (account, user) per hunt; a failure never loses the finding."""
     users = sorted(
         {
-            (f.account_id, f.event.target_user)
+            (_searched_account(f), f.event.target_user)
             for f in findings
-            if f.account_id and f.event.target_user and f.event.target_user != "root"
+            if _searched_account(f) and f.event.target_user and f.event.target_user != "root"
         },
         key=str,
     )
@@ -186,7 +191,15 @@ def _enrich(
             errors.append(result)
         else:
             keys[(account, user)] = result
-    return [replace(f, user_keys=keys.get((f.account_id, f.event.target_user))) for f in findings]
+    return [
+        replace(f, user_keys=keys.get((_searched_account(f), f.event.target_user)))
+        for f in findings
+    ]
+
+
+def _searched_account(finding: Finding) -> str | None:
+    """The account we read the event from: IAM is asked there, with the same credentials."""
+    return finding.target.account_id if finding.target else finding.account_id
 
 
 def _user_keys(
@@ -196,7 +209,11 @@ def _user_keys(
     try:
         iam = clients.client(str(account), "iam", IAM_REGION)
         return tuple(fetch_user_keys(iam, str(user)))
-    except (IamReadFailed, AssumeRoleFailed) as exc:
+    except IamReadFailed as exc:
+        if exc.code == "NoSuchEntity":
+            return ()  # the user has been deleted since: it holds no keys now
+        return TargetError(target, "iam", exc.code, exc.message)
+    except AssumeRoleFailed as exc:
         return TargetError(target, "iam", exc.code, exc.message)
     except Exception as exc:  # noqa: BLE001 - enrichment is best effort by design
         return TargetError(target, "iam", type(exc).__name__, str(exc))

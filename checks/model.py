@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -247,6 +247,7 @@ class HuntResult:
     findings: list[Finding]
     errors: list[TargetError]
     stats: HuntStats
+    per_target: dict[Target, HuntStats] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:

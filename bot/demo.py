@@ -1,0 +1,369 @@
+"""`keyhunt demo`: the whole product on this machine, with no AWS account and no Slack.
+
+moto (IAM, STS) and the LookupEvents emulator stand in for AWS, the Slack stand-in for Slack.
+Everything between them is the real product: the poll, the store, the Bolt app over HTTP with
+signed requests, the lazy listeners, the renderer. The day it replays: a routine rotation, an
+SSO session minting a key for a service user, a root key, a failed attempt, in two accounts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+CALLER = "123456789012"  # moto's default account: the account keyhunt runs in
+PROD = "222222222222"
+CHANNEL = "C0ALERTS"
+TRIAGER = "U0CAROL"
+SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a throwaway secret for local fakes
+BOT_TOKEN = "xoxb-demo-token"  # noqa: S105
+
+
+def run_demo(quiet: bool = False) -> int:
+    try:
+        from bot.fakes.aws import FakeAWS
+        from bot.fakes.slack import FakeSlack
+    except ImportError as exc:
+        print(
+            f"keyhunt demo needs the demo extra (pip install 'keyhunt[demo]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    out = _Printer(quiet)
+    with (
+        tempfile.TemporaryDirectory(prefix="keyhunt-demo-") as tmp,
+        FakeAWS() as aws,
+        FakeSlack(BOT_TOKEN, channels=(CHANNEL,)) as slack,
+    ):
+        _isolate_aws(aws.endpoint_url, Path(tmp))
+        now = datetime.now(UTC).replace(microsecond=0)
+        keys = _seed(aws, now)
+        return _replay(aws, slack, Path(tmp), now, keys, out)
+
+
+def _isolate_aws(endpoint: str, tmp: Path) -> None:
+    """Point boto3 at the fakes, and make sure no real credential can be picked up."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "demo-secret-not-real",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+
+
+def _seed(aws: Any, now: datetime) -> dict[str, str]:
+    """IAM users and keys in moto, and the day's CloudTrail records that made them."""
+    import boto3
+
+    from bot.fakes import records as r
+
+    caller_iam = boto3.client("iam", region_name="us-east-1")
+    creds = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{PROD}:role/KeyHuntReadOnly", RoleSessionName="demo-seed"
+    )["Credentials"]
+    prod_iam = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    caller_iam.create_user(UserName="dave")
+    old = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
+    new = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
+    caller_iam.update_access_key(UserName="dave", AccessKeyId=old, Status="Inactive")
+    prod_iam.create_user(UserName="deploy-bot")
+    bot_key = prod_iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
+    prod_iam.create_user(UserName="bob")
+    root_key = "AKIA" + "ROOTDEMO" + "0000" + "7Q2X"
+
+    dave = r.iam_user(CALLER, "dave", access_key=old)
+    sso = r.assumed_role(
+        PROD, "AWSReservedSSO_AdministratorAccess_0123456789abcdef", "alice@example.com"
+    )
+    mallory = r.iam_user(CALLER, "mallory", access_key="AKIAEXAMPLEMALLORY01")
+    day = [
+        (
+            CALLER,
+            r.create_access_key(
+                dave,
+                CALLER,
+                now - timedelta(hours=5),
+                user=None,
+                new_key=new,
+                event_id="demo-rotation-create",
+            ),
+        ),
+        (
+            CALLER,
+            r.update_access_key(
+                r.iam_user(CALLER, "dave", access_key=new),
+                CALLER,
+                now - timedelta(hours=4, minutes=50),
+                user=None,
+                key=old,
+            ),
+        ),
+        (
+            PROD,
+            r.create_access_key(
+                sso,
+                PROD,
+                now - timedelta(hours=2),
+                user="deploy-bot",
+                new_key=bot_key,
+                ip="203.0.113.50",
+                event_id="demo-sso-for-deploy-bot",
+            ),
+        ),
+        (
+            PROD,
+            r.create_access_key(
+                r.root(PROD),
+                PROD,
+                now - timedelta(hours=1),
+                user=None,
+                new_key=root_key,
+                agent=r.CONSOLE_AGENT,
+                event_id="demo-root-key",
+            ),
+        ),
+        (
+            CALLER,
+            r.create_access_key(
+                mallory,
+                CALLER,
+                now - timedelta(minutes=30),
+                user="bob",
+                new_key=None,
+                agent="Boto3/1.35.0 md/Botocore#1.35.0 <!channel> *urgent*",
+                ip="198.51.100.66",
+                error=(
+                    "AccessDenied",
+                    "User: arn:aws:iam::123456789012:user/mallory is not "
+                    "authorized to perform: iam:CreateAccessKey on resource: user bob",
+                ),
+                event_id="demo-failed-attempt",
+            ),
+        ),
+    ]
+    used_by_bot = r.iam_user(PROD, "deploy-bot", access_key=bot_key)
+    activity = [
+        r.api_call(
+            used_by_bot,
+            PROD,
+            now - timedelta(hours=1, minutes=55),
+            "sts.amazonaws.com",
+            "GetCallerIdentity",
+        ),
+        r.api_call(
+            used_by_bot,
+            PROD,
+            now - timedelta(hours=1, minutes=50),
+            "s3.amazonaws.com",
+            "ListBuckets",
+        ),
+        r.api_call(
+            used_by_bot,
+            PROD,
+            now - timedelta(hours=1, minutes=45),
+            "iam.amazonaws.com",
+            "AttachUserPolicy",
+            read_only=False,
+            request={
+                "userName": "deploy-bot",
+                "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess",
+            },
+        ),
+    ]
+    for account, record in day:
+        aws.add_events(account, "us-east-1", [record])
+    aws.add_events(PROD, "us-east-1", activity)
+    return {"bot_key": bot_key, "dave_new": new}
+
+
+def _replay(
+    aws: Any, slack: Any, tmp: Path, now: datetime, keys: dict[str, str], out: _Printer
+) -> int:
+    from bot.app import create_app
+    from bot.fakes.slack import block_action_body, post_to_bot, slash_command_body
+    from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
+    from bot.runtime import build_runtime, health_of
+    from bot.server import HttpServer, make_wsgi
+    from bot.settings import load_settings
+
+    settings = load_settings(
+        path=None,
+        environ={
+            "KEYHUNT_CONFIG": "",
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "KEYHUNT_CHANNEL": CHANNEL,
+            "KEYHUNT_ACCOUNTS": f"{CALLER},{PROD}",
+            "KEYHUNT_DATABASE_URL": f"sqlite:///{tmp / 'keyhunt.db'}",
+            "KEYHUNT_TRIAGERS": TRIAGER,
+        },
+    )
+    runtime = build_runtime(settings)
+    out.title(
+        "keyhunt demo — fake AWS (moto + LookupEvents emulator) and a fake Slack, "
+        "the real bot in between"
+    )
+    out.line(f"Accounts {CALLER} (keyhunt's own) and {PROD} (through AssumeRole), us-east-1.")
+
+    out.title("1. One poll")
+    outcome = runtime.poller.run_once()
+    delivery = outcome.delivery
+    out.line(
+        f"{outcome.new_findings} new findings stored; "
+        f"{delivery.posted if delivery else 0} alerts posted to #{CHANNEL.lower()}; "
+        f"{len(aws.calls)} LookupEvents calls."
+    )
+    for message in slack.channel_messages(CHANNEL):
+        out.message(message.text, message.blocks)
+
+    app = create_app(settings, runtime.store, runtime.hunter, runtime.client, runtime.state)
+    runtime.state.alive = lambda: True
+    server = HttpServer(make_wsgi(app, lambda: health_of(runtime)), "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{server.port}/slack/events"
+    try:
+        out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")
+        rotation = runtime.store.get("demo-rotation-create")
+        sso = runtime.store.get("demo-sso-for-deploy-bot")
+        if rotation is None or sso is None or not rotation.ts or not sso.ts:
+            out.line("the alerts were not posted; stopping")
+            return 1
+        for finding, action, label in (
+            (rotation, ACTION_EXPECTED, "Expected rotation"),
+            (sso, ACTION_INVESTIGATE, "Investigate"),
+        ):
+            body = block_action_body(
+                action,
+                finding.event_id,
+                user_id=TRIAGER,
+                channel_id=CHANNEL,
+                message_ts=str(finding.ts),
+                response_url=slack.response_url("click"),
+                message=slack.messages[CHANNEL][finding.ts].as_dict(),
+            )
+            status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
+            out.line(f"<@{TRIAGER}> clicked [{label}] on {finding.event_id}: HTTP {status}")
+        _wait(
+            lambda: (
+                len(slack.calls_to("chat.update")) >= 2
+                and len(slack.thread(CHANNEL, str(sso.ts))) >= 2
+            )
+        )
+        for finding in (rotation, sso):
+            out.message(
+                slack.messages[CHANNEL][str(finding.ts)].text,
+                slack.messages[CHANNEL][str(finding.ts)].blocks,
+                "updated in place",
+            )
+        for reply in slack.thread(CHANNEL, str(sso.ts))[1:]:
+            out.message(reply.text, reply.blocks, "in the thread")
+        forged = post_to_bot(url, body, "not-the-secret")[0]
+        out.line(f"The same click with a forged signature: HTTP {forged}, nothing changed.")
+
+        out.title("3. /keyhunt last 24h")
+        body = slash_command_body(
+            "last 24h", user_id=TRIAGER, channel_id=CHANNEL, response_url=slack.response_url("hunt")
+        )
+        started = time.monotonic()
+        status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
+        out.line(f"acknowledged in {1000 * (time.monotonic() - started):.0f} ms (HTTP {status})")
+        _wait(lambda: any(p.key == "hunt" for p in slack.responses))
+        answer = next(p for p in slack.responses if p.key == "hunt").body
+        out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
+        history = runtime.store.history("demo-rotation-create")
+        out.title("4. What the store kept")
+        for decision in history:
+            out.line(
+                f"audit: {decision.event_id} {decision.previous_status} → "
+                f"{decision.status} by {decision.user_id} at {decision.at:%H:%M:%S} UTC"
+            )
+        out.line(
+            f"Investigated key {keys['bot_key']}; the database was {tmp / 'keyhunt.db'} "
+            "(removed on exit)."
+        )
+        out.line("Next: README.md → Deployment, to run it against your own AWS and Slack.")
+    finally:
+        server.stop()
+        runtime.store.close()
+    return 0
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+
+
+class _Printer:
+    """Renders Slack messages for a terminal: enough to read, no attempt at pixel fidelity."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def title(self, text: str) -> None:
+        if not self.quiet:
+            print(f"\n\033[1m{text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(text)
+
+    def message(self, text: str, blocks: list[dict[str, Any]], note: str = "") -> None:
+        if self.quiet:
+            return
+        width = 96
+        label = f" {note} " if note else ""
+        print("┌" + label.center(width, "─") + "┐")
+        print("│ " + _unescape(text)[: width - 2].ljust(width - 2) + " │")
+        print("│" + " " * width + "│")
+        for line in _blocks_to_lines(blocks):
+            for chunk in _wrap(line, width - 2):
+                print("│ " + chunk.ljust(width - 2) + " │")
+        print("└" + "─" * width + "┘")
+
+
+def _blocks_to_lines(blocks: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "context"):
+            texts = [block["text"]["text"]] if "text" in block else []
+            texts += [f["text"] for f in block.get("fields", [])]
+            texts += [e.get("text", "") for e in block.get("elements", [])]
+            for text in texts:
+                lines.extend(_unescape(text).splitlines())
+        elif kind == "actions":
+            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+    return lines
+
+
+def _unescape(text: str) -> str:
+    text = re.sub(r"\*([^*\n]+)\*", r"\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    return [line[i : i + width] for i in range(0, max(len(line), 1), width)]

@@ -1,0 +1,44 @@
+"""Prometheus metrics, served at GET /metrics. One registry per process, created on import."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+POLLS = Counter("keyhunt_polls", "Poll cycles run", ["outcome"], registry=REGISTRY)
+FINDINGS = Counter("keyhunt_findings", "New findings stored", ["severity"], registry=REGISTRY)
+POSTS = Counter(
+    "keyhunt_posts",
+    "Slack alert posts by outcome (delivered, failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+POSTS_PENDING = Gauge("keyhunt_posts_pending", "Findings waiting to be posted", registry=REGISTRY)
+LOOKUP_CALLS = Counter(
+    "keyhunt_lookup_calls",
+    "CloudTrail LookupEvents HTTP calls",
+    ["account", "region"],
+    registry=REGISTRY,
+)
+LOOKUP_THROTTLES = Counter(
+    "keyhunt_lookup_throttles",
+    "LookupEvents calls retried (throttling)",
+    ["account", "region"],
+    registry=REGISTRY,
+)
+LAST_POLL_SUCCESS = Gauge(
+    "keyhunt_last_successful_poll_timestamp_seconds",
+    "Unix time of the last successful poll (age = time() - this)",
+    registry=REGISTRY,
+)
+TARGET_FAILURES = Counter(
+    "keyhunt_target_failures",
+    "Targets that could not be read in a poll",
+    ["account", "region"],
+    registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

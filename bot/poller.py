@@ -1,0 +1,142 @@
+"""One poll cycle: read what is new since each target's checkpoint, store it, post it.
+
+The window for a target starts at its stored checkpoint minus an overlap (CloudTrail delivers
+late), or `backfill` ago on the first poll, and ends now. The checkpoint moves only after the
+window's findings are stored; a target that could not be read keeps its old checkpoint, so
+nothing in between is ever skipped. Findings are keyed by eventID, so overlaps never repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot import metrics
+from bot.aws import hunt_options, resolve_accounts, targets_for
+from bot.posting import DeliveryReport, Poster
+from bot.settings import Settings
+from bot.store import PollRun, Store
+from checks.hunt import ClientSource, run_hunt
+from checks.model import FATAL_STAGES, Target, Window
+from checks.sessions import AwsSessions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    new_findings: int
+    failed_targets: list[str]
+    delivery: DeliveryReport | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sessions: Callable[[], AwsSessions],
+        poster: Poster | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._sessions_factory = sessions
+        self._sessions: AwsSessions | None = None
+        self.poster = poster
+        self.clock = clock
+
+    @property
+    def sessions(self) -> AwsSessions:
+        if self._sessions is None:  # built on first poll, never in a constructor
+            self._sessions = self._sessions_factory()
+        return self._sessions
+
+    def run_once(self) -> PollOutcome:
+        started = self.clock()
+        try:
+            outcome = self._poll(started)
+        except Exception as exc:
+            log.exception("poll failed")
+            self.store.record_poll(
+                PollRun(
+                    started,
+                    self.clock(),
+                    ok=False,
+                    complete=False,
+                    new_findings=0,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                )
+            )
+            metrics.POLLS.labels("failed").inc()
+            raise
+        self.store.record_poll(
+            PollRun(
+                started,
+                self.clock(),
+                ok=True,
+                complete=not outcome.failed_targets,
+                new_findings=outcome.new_findings,
+                error=None,
+            )
+        )
+        metrics.POLLS.labels("ok").inc()
+        metrics.LAST_POLL_SUCCESS.set(self.clock().timestamp())
+        return outcome
+
+    def _poll(self, now: datetime) -> PollOutcome:
+        accounts = resolve_accounts(self.settings, self.sessions)
+        targets = targets_for(self.settings, accounts)
+        new = 0
+        failed: list[str] = []
+        for window, group in self._windows(targets, now).items():
+            stored, unread = self._hunt_group(group, window, self.sessions)
+            new += stored
+            failed.extend(unread)
+        delivery = self.poster.deliver_pending() if self.poster is not None else None
+        return PollOutcome(new, failed, delivery)
+
+    def _windows(self, targets: list[Target], now: datetime) -> dict[Window, list[Target]]:
+        """Targets grouped by window, so targets that share a checkpoint share one hunt."""
+        groups: dict[Window, list[Target]] = defaultdict(list)
+        for target in targets:
+            checkpoint = self.store.checkpoint(target)
+            if checkpoint is None:
+                start = now - self.settings.backfill
+            else:
+                start = min(checkpoint - self.settings.poll_overlap, now)
+            groups[Window(start, now)].append(target)
+        return groups
+
+    def _hunt_group(
+        self, targets: list[Target], window: Window, clients: ClientSource
+    ) -> tuple[int, list[str]]:
+        result = run_hunt(targets, window, clients, hunt_options(self.settings))
+        new_ids = self.store.add_findings(result.findings)
+        for finding in result.findings:
+            if finding.event.event_id in new_ids:
+                metrics.FINDINGS.labels(finding.severity.value).inc()
+        for target, stats in result.per_target.items():
+            metrics.LOOKUP_CALLS.labels(target.account_id, target.region).inc(stats.lookup_calls)
+            metrics.LOOKUP_THROTTLES.labels(target.account_id, target.region).inc(stats.throttled)
+        unread = {e.target: e for e in result.errors if e.stage in FATAL_STAGES}
+        stamp = self.clock()
+        for target in targets:
+            if target in unread:
+                error = unread[target]
+                self.store.target_failed(
+                    target, f"{error.stage}: {error.code}: {error.message}", stamp
+                )
+                metrics.TARGET_FAILURES.labels(target.account_id, target.region).inc()
+                log.warning("could not read %s: %s", target, error)
+            else:
+                self.store.target_succeeded(target, window.end, stamp)
+        return len(new_ids), [str(t) for t in unread]

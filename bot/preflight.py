@@ -1,0 +1,191 @@
+"""`keyhunt check`: one line per check, PASS or FAIL with the reason and the fix.
+
+Exit 0 only when every check passes. Nothing here changes anything: the database check
+writes inside a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.aws import build_sessions, resolve_accounts, targets_for
+from bot.settings import Settings
+from checks.sessions import AssumeRoleFailed, AwsSessions
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        head = f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+        return head if self.ok or not self.fix else f"{head}\n      fix: {self.fix}"
+
+
+def run_checks(
+    settings: Settings,
+    out: TextIO = sys.stdout,
+    slack_client: Any | None = None,
+    sessions: AwsSessions | None = None,
+) -> int:
+    results = [CheckResult("configuration", True, "valid")]
+    aws = sessions or build_sessions(settings)
+    results.extend(check_aws(settings, aws))
+    results.extend(check_slack(settings, slack_client))
+    results.append(check_database(settings))
+    for result in results:
+        print(result.line(), file=out)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _aws_error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code')}: {error.get('Message')}"
+    if isinstance(exc, AssumeRoleFailed):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def check_aws(settings: Settings, sessions: AwsSessions) -> list[CheckResult]:
+    try:
+        caller = sessions.caller_account()
+    except (ClientError, BotoCoreError) as exc:
+        return [
+            CheckResult(
+                "caller identity",
+                False,
+                _aws_error(exc),
+                "give keyhunt AWS credentials (instance role, AWS_PROFILE, or env)",
+            )
+        ]
+    results = [CheckResult("caller identity", True, f"account {caller}")]
+    try:
+        accounts = resolve_accounts(settings, sessions)
+    except (ClientError, BotoCoreError) as exc:
+        return [
+            *results,
+            CheckResult(
+                "organization accounts",
+                False,
+                _aws_error(exc),
+                "allow organizations:ListAccounts, or list KEYHUNT_ACCOUNTS",
+            ),
+        ]
+    if settings.use_organization:
+        results.append(CheckResult("organization accounts", True, f"{len(accounts)} active"))
+    now = datetime.now(UTC)
+    for target in targets_for(settings, accounts):
+        name = f"LookupEvents {target}"
+        try:
+            client = sessions.client(target.account_id, "cloudtrail", target.region)
+            client.lookup_events(
+                LookupAttributes=[
+                    {"AttributeKey": "EventName", "AttributeValue": "CreateAccessKey"}
+                ],
+                StartTime=now - timedelta(hours=1),
+                EndTime=now,
+                MaxResults=1,
+            )
+            results.append(CheckResult(name, True, "readable"))
+        except AssumeRoleFailed as exc:
+            results.append(
+                CheckResult(
+                    f"AssumeRole {target.account_id}",
+                    False,
+                    _aws_error(exc),
+                    f"deploy config/cross-account-role.yaml in {target.account_id} trusting "
+                    f"account {caller} (role {settings.role_name}; external ID if set)",
+                )
+            )
+        except (ClientError, BotoCoreError) as exc:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    _aws_error(exc),
+                    "grant cloudtrail:LookupEvents (config/iam-policy.json)",
+                )
+            )
+    return results
+
+
+def check_slack(settings: Settings, client: Any | None) -> list[CheckResult]:
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    from bot.slack_io import build_web_client
+
+    if not settings.slack_bot_token:
+        return [
+            CheckResult(
+                "Slack auth",
+                False,
+                "SLACK_BOT_TOKEN is not set",
+                "create the app from config/slack-manifest.yaml and set its bot token",
+            )
+        ]
+    web = client or build_web_client(settings)
+    calls: list[tuple[str, Callable[[], Any], Callable[[Any], str], str]] = [
+        (
+            "Slack auth",
+            web.auth_test,
+            lambda r: f"bot {r.get('user_id')} in {r.get('team')}",
+            "check SLACK_BOT_TOKEN (xoxb-...) and SLACK_API_URL",
+        ),
+    ]
+    if settings.channel:
+        calls.append(
+            (
+                f"bot in channel {settings.channel}",
+                lambda: web.conversations_info(channel=settings.channel),
+                lambda r: "member" if r.get("channel", {}).get("is_member") else "NOT a member",
+                f"invite the bot: /invite @keyhunt in {settings.channel}",
+            )
+        )
+    results = []
+    for name, call, describe, fix in calls:
+        try:
+            response = call()
+            detail = describe(response)
+            results.append(CheckResult(name, "NOT" not in detail, detail, fix))
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            results.append(CheckResult(name, False, str(error), fix))
+    if not settings.channel:
+        results.append(
+            CheckResult(
+                "channel",
+                False,
+                "KEYHUNT_CHANNEL is not set",
+                "set KEYHUNT_CHANNEL to the alert channel's ID (C...)",
+            )
+        )
+    return results
+
+
+def check_database(settings: Settings) -> CheckResult:
+    from bot.store import Store
+
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        store.ping()
+        return CheckResult("database", True, f"{store.dialect} reachable and writable")
+    except Exception as exc:  # noqa: BLE001 - any failure here is the answer
+        return CheckResult(
+            "database",
+            False,
+            f"{type(exc).__name__}: {str(exc)[:200]}",
+            "check KEYHUNT_DATABASE_URL and that the volume is writable",
+        )
+    finally:
+        store.close()

@@ -1,0 +1,503 @@
+"""Block Kit rendering. Pure functions: data in, (text, blocks) out; no Slack calls here.
+
+Everything that came from CloudTrail is attacker-chosen. It is shown through `code()` (an
+inline code span with &, <, > escaped, backticks and line breaks neutralised, and the length
+bounded) inside mrkdwn objects marked `verbatim`, so Slack never turns it into a mention, a
+link or formatting. Notification `text` carries only escaped, formatting-free text.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.store import EXPECTED_ROTATION, INVESTIGATING, OPEN, PollRun, StoredFinding, TargetHealth
+from checks.investigate import KeyReport
+from checks.model import HuntResult, Severity, TargetError
+
+Blocks = list[dict[str, Any]]
+
+ACTION_EXPECTED = "keyhunt_expected_rotation"
+ACTION_INVESTIGATE = "keyhunt_investigate"
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+BUTTON_TEXT_LIMIT = 75
+
+EMOJI = {
+    "critical": "🚨",
+    "high": "🔴",
+    "medium": "🟠",
+    "low": "🟡",
+    "info": "⚪",
+}
+HEADLINES = {
+    "root_actor": "root user created an access key",
+    "key_for_other_user": "access key created for another user",
+    "self_service": "user created an access key for itself",
+}
+REASON_WORDS = {
+    "root_actor": "made by the root user",
+    "key_for_other_user": "created for a different user",
+    "self_service": "a user made a key for itself",
+    "failed_attempt": "the call failed, so no key exists",
+    "console": "made in the AWS console",
+    "likely_rotation": "the user's other key was retired nearby (likely rotation)",
+    "suppressed": "matches a configured suppression",
+}
+STATUS_WORDS = {
+    OPEN: "open",
+    EXPECTED_ROTATION: "expected rotation",
+    INVESTIGATING: "investigating",
+}
+
+
+# -- escaping ------------------------------------------------------------------------------
+def escape(text: object) -> str:
+    """Slack's three control characters, as its docs require for any text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clean(text: object, limit: int = 200) -> str:
+    """One line of visible characters, bounded: control, format and line-break characters
+    (including bidi overrides and zero-width joiners) become spaces."""
+    value = "" if text is None else str(text)
+    value = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
+    )
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
+
+def code(text: object, limit: int = 200) -> str:
+    """Untrusted text as an inline code span: no mention, link or formatting can form."""
+    value = clean(text, limit).replace("`", "ˋ").strip()
+    return f"`{escape(value)}`" if value else "—"
+
+
+def plain(text: object, limit: int = 200) -> str:
+    """Untrusted text for notification `text`: escaped, no formatting characters."""
+    value = clean(text, limit)
+    for ch in "*_~`":
+        value = value.replace(ch, " ")
+    return escape(" ".join(value.split()))
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _bound(text), "verbatim": True}
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text)}
+
+
+def context(*parts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [mrkdwn(p) for p in parts[:10]]}
+
+
+def _bound(text: str, limit: int = SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_key(key: object) -> str:
+    value = clean(key, 128)
+    if not value:
+        return "—"
+    return value if len(value) <= 12 else f"{value[:4]}…{value[-4:]}"
+
+
+def when(value: datetime, now: datetime) -> str:
+    stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{stamp} ({ago(value, now)})"
+
+
+def ago(value: datetime, now: datetime) -> str:
+    seconds = int((now - value).total_seconds())
+    if seconds < 0:
+        return "just now"
+    if seconds < 3600:
+        return f"{max(seconds // 60, 0)} min ago"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def waited(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    if hours < 1:
+        return f"{int(delta.total_seconds() // 60)} min"
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} days"
+
+
+# -- the alert -----------------------------------------------------------------------------
+def headline(record: dict[str, Any]) -> str:
+    for reason in ("root_actor", "key_for_other_user", "self_service"):
+        if reason in record["reasons"]:
+            words = HEADLINES[reason]
+            break
+    else:
+        words = "access key created"
+    if record.get("error_code"):
+        words = "failed attempt: " + words.replace("created", "creation").replace("made", "made")
+    return words
+
+
+def alert_text(record: dict[str, Any]) -> str:
+    """The notification line: complete on its own, like the mockup."""
+    severity = str(record["severity"])
+    actor = plain(record.get("actor_name") or record.get("actor_type"), 64)
+    target = plain(record.get("target_user"), 64)
+    where = f"in {plain(record.get('account_id'), 32)}, {plain(record.get('region'), 32)}"
+    if record.get("error_code"):
+        error = plain(record["error_code"], 64)
+        what = f"{actor} tried to create an access key for {target} ({error})"
+    elif is_own_key(record):
+        what = f"{actor} created an access key for themselves"
+    else:
+        what = f"{actor} created an access key for {target}"
+    return f"{EMOJI.get(severity, '')} {severity.upper()}  {what} {where}"
+
+
+def is_own_key(record: dict[str, Any]) -> bool:
+    """A user's key for itself, or the root user's own key."""
+    return "self_service" in record["reasons"] or (
+        record.get("actor_type") == "Root" and record.get("target_user") == "root"
+    )
+
+
+def render_alert(finding: StoredFinding, now: datetime) -> tuple[str, Blocks]:
+    record = finding.record
+    severity = str(record["severity"])
+    event_time = finding.event_time
+    title = f"*{EMOJI.get(severity, '')} {severity.capitalize()} — {headline(record)}*"
+    key = record.get("access_key_id")
+    made = (
+        "tried to create a key"
+        if record.get("error_code")
+        else f"created key {code(short_key(key))}"
+    )
+    summary = (
+        f"{code(record.get('actor_name') or '?', 64)} "
+        f"({escape(clean(record.get('actor_type'), 32))} {code(record.get('actor_arn'), 200)}) "
+        f"{made} for {code(record.get('target_user'), 64)}\n"
+        f"in {code(record.get('account_id'), 32)} · {code(record.get('region'), 32)} · "
+        f"{when(event_time, now)}"
+    )
+    fields = [
+        mrkdwn(f"*Source IP*\n{code(record.get('source_ip'), 64)}"),
+        mrkdwn(f"*User agent*\n{code(record.get('user_agent'), 300)}"),
+        mrkdwn(f"*Why*\n{escape(reasons_in_words(record['reasons']))}"),
+        mrkdwn(f"*New key*\n{code(key, 128)}" if key else "*New key*\nnone (the call failed)"),
+    ]
+    if record.get("error_code"):
+        fields.append(mrkdwn(f"*Error*\n{code(record.get('error_code'), 100)}"))
+    user_keys = record.get("user_keys")
+    if user_keys is not None:
+        fields.append(
+            mrkdwn(
+                f"*{code(record.get('target_user'), 64)}'s keys now*\n"
+                f"{escape(describe_user_keys(user_keys, key, now))}"
+            )
+        )
+    blocks: Blocks = [
+        section(f"{title}\n{summary}"),
+        {"type": "section", "fields": fields[:10]},
+    ]
+    status_line = render_status_line(finding, now)
+    if status_line:
+        blocks.append(context(status_line))
+    buttons = triage_buttons(finding.status, finding.event_id)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "triage", "elements": buttons})
+    blocks.append(context(f"event {code(finding.event_id, 128)} · keyhunt"))
+    return alert_text(record), blocks
+
+
+def reasons_in_words(reasons: Iterable[str]) -> str:
+    return " · ".join(REASON_WORDS.get(r, r) for r in reasons)
+
+
+def describe_user_keys(keys: Sequence[dict[str, Any]], new_key: object, now: datetime) -> str:
+    if not keys:
+        return "none (user deleted, or keys already removed)"
+    active = [k for k in keys if k.get("status") == "Active"]
+    parts = [f"{len(active)} active"]
+    for k in keys:
+        if k.get("access_key_id") == new_key:
+            continue
+        age = ""
+        if k.get("create_date"):
+            created = datetime.fromisoformat(str(k["create_date"]).replace("Z", "+00:00"))
+            age = f", {waited(now - created)} old"
+        parts.append(
+            f"other key {short_key(k.get('access_key_id'))} {clean(k.get('status'), 16)}{age}"
+        )
+    return "; ".join(parts)
+
+
+def render_status_line(finding: StoredFinding, now: datetime) -> str | None:
+    if finding.status == OPEN or not finding.decided_by:
+        return None
+    at = finding.decided_at.astimezone(UTC).strftime("%H:%M UTC") if finding.decided_at else ""
+    user = f"<@{finding.decided_by}>"  # a Slack user ID from Slack itself, validated on input
+    if finding.status == EXPECTED_ROTATION:
+        return f"✅ *Expected rotation* — marked by {user} at {at}"
+    if finding.status == INVESTIGATING:
+        return f"🔎 *Investigating* — {user} since {at}; findings in the thread"
+    return f"*{escape(finding.status)}* — {user} at {at}"
+
+
+def triage_buttons(status: str, event_id: str) -> list[dict[str, Any]]:
+    """Only the buttons that still make sense for the status."""
+    expected = {
+        "type": "button",
+        "action_id": ACTION_EXPECTED,
+        "text": {"type": "plain_text", "text": "Expected rotation"},
+        "value": event_id,
+    }
+    investigate = {
+        "type": "button",
+        "action_id": ACTION_INVESTIGATE,
+        "text": {"type": "plain_text", "text": "Investigate"},
+        "value": event_id,
+        "style": "danger",
+    }
+    if status == OPEN:
+        return [expected, investigate]
+    if status == INVESTIGATING:
+        return [expected]
+    return []
+
+
+# -- a burst -------------------------------------------------------------------------------
+def render_burst(findings: Sequence[StoredFinding]) -> tuple[str, Blocks]:
+    counts = Counter(f.severity for f in findings)
+    accounts = Counter(str(f.record.get("account_id")) for f in findings)
+    worst = max((Severity(f.severity) for f in findings), key=lambda s: s.rank)
+    text = (
+        f"{EMOJI[worst.value]} {len(findings)} new access keys in {len(accounts)} "
+        f"account{'s' * (len(accounts) != 1)} in the last poll — alerts are in the thread"
+    )
+    per_severity = " · ".join(f"{s.value} {counts.get(s.value, 0)}" for s in Severity)
+    per_account = ", ".join(f"{escape(clean(a, 32))} {n}" for a, n in accounts.most_common(10))
+    return text, [section(f"*{escape(text)}*\n{per_severity}      (per account: {per_account})")]
+
+
+# -- hunts -------------------------------------------------------------------------------
+def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
+    """The /keyhunt answer: summary, unread targets, then findings newest first, bounded."""
+    accounts = len({t.account_id for t in result.targets})
+    regions = len({t.region for t in result.targets})
+    start = result.window.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    end = result.window.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    total = len(result.findings)
+    head = (
+        f"Hunted {accounts} account{'s' * (accounts != 1)} × {regions} "
+        f"region{'s' * (regions != 1)}, {start} → {end} UTC: "
+        f"{total} finding{'s' * (total != 1)}"
+    )
+    counts = Counter(f.severity for f in result.findings)
+    tally = " · ".join(f"{s.value} {counts.get(s, 0)}" for s in Severity if s != Severity.INFO)
+    blocks: Blocks = [section(f"*{escape(head)}*\n{tally}")]
+    if result.errors:
+        blocks.append(section(render_errors(result.errors)))
+    rows = [_hunt_row(f.to_record()) for f in result.findings[:max_rows]]
+    packed_blocks, shown = _pack(rows, budget=MAX_BLOCKS - len(blocks) - 1)
+    blocks.extend(packed_blocks)
+    if total > shown:
+        blocks.append(
+            context(
+                f"{total - shown} more not shown. Narrow the hunt (`user`, `actor`, `account`, a "
+                "shorter `last`), or get them all with `keyhunt hunt --format csv`."
+            )
+        )
+    text = f"{head} ({tally})"
+    if result.errors:
+        text += f"; {len(result.failed_targets)} target(s) could not be read"
+    return text, blocks[:MAX_BLOCKS]
+
+
+def _hunt_row(record: dict[str, Any]) -> str:
+    time = datetime.fromisoformat(str(record["event_time"]).replace("Z", "+00:00"))
+    who = code(record.get("actor_name") or record.get("actor_type"), 40)
+    whom = "(self)" if is_own_key(record) else code(record.get("target_user"), 40)
+    key = (
+        f"({code(record.get('error_code'), 40)})"
+        if record.get("error_code")
+        else code(short_key(record.get("access_key_id")), 16)
+    )
+    status = STATUS_WORDS.get(str(record.get("status")), escape(record.get("status")))
+    return (
+        f"{EMOJI.get(str(record['severity']), '')} {time.strftime('%m-%d %H:%M')}  {who} → "
+        f"{whom}  {code(record.get('account_id'), 16)}  {key}  {status}"
+    )
+
+
+def _chunked_sections(rows: list[str], budget: int) -> Blocks:
+    """Pack rows into as few sections as fit under Slack's 3000-character limit."""
+    return _pack(rows, budget)[0]
+
+
+def _pack(rows: list[str], budget: int) -> tuple[Blocks, int]:
+    """Sections holding as many whole rows as fit in `budget` blocks; and how many fitted."""
+    blocks: Blocks = []
+    current: list[str] = []
+    size = packed = 0
+    for row in rows:
+        if current and size + len(row) + 1 > SECTION_LIMIT:
+            if len(blocks) + 1 >= budget:
+                break
+            blocks.append(section("\n".join(current)))
+            packed += len(current)
+            current, size = [], 0
+        current.append(row)
+        size += len(row) + 1
+    if current and len(blocks) < budget:
+        blocks.append(section("\n".join(current)))
+        packed += len(current)
+    return blocks, packed
+
+
+def render_errors(errors: Sequence[TargetError]) -> str:
+    lines = [
+        f"⚠ {code(e.target.account_id, 16)} {code(e.target.region, 24)}: {escape(e.stage)} "
+        f"failed: {code(e.code, 64)} {code(e.message, 160)}"
+        for e in errors[:10]
+    ]
+    if len(errors) > 10:
+        lines.append(f"…and {len(errors) - 10} more")
+    return "\n".join(lines)
+
+
+# -- investigation ---------------------------------------------------------------------------
+def render_investigation(
+    report: KeyReport, now: datetime, max_rows: int = 30
+) -> tuple[str, Blocks]:
+    key = short_key(report.access_key_id)
+    since = report.creation.event.event_time if report.creation else report.window.start
+    lines = [
+        f"*What {code(key)} has done since {since.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}*"
+        f" (CloudTrail, {len({t.region for t in report.targets})} region(s))"
+    ]
+    for call in report.activity[:max_rows]:
+        source = clean(call.event_source or "", 64).removesuffix(".amazonaws.com")
+        flag = f"  ⚠ {code(call.error_code, 40)}" if call.error_code else ""
+        lines.append(
+            f"`{call.event_time.astimezone(UTC).strftime('%m-%d %H:%M')}`  "
+            f"{code(f'{source}:{call.event_name}', 80)}  {code(call.source_ip, 48)}{flag}"
+        )
+    if not report.activity:
+        lines.append("No API calls recorded with this key in the window searched.")
+    elif len(report.activity) > max_rows:
+        lines.append(
+            f"…and {len(report.activity) - max_rows} more: "
+            f"`keyhunt key {escape(report.access_key_id)}`"
+        )
+    use = report.last_use
+    if use is not None:
+        last = (
+            use.last_used.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if use.last_used
+            else "never"
+        )
+        where = f" in {code(use.region, 24)} by {code(use.service, 40)}" if use.service else ""
+        lines.append(f"IAM: owner {code(use.user_name, 64)} · last used {last}{where}")
+    for other in report.owner_keys or ():
+        if other.access_key_id == report.access_key_id:
+            lines.append(f"This key: {escape(clean(other.status, 16))}")
+            continue
+        age = f", {waited(now - other.create_date)} old" if other.create_date else ""
+        lines.append(
+            f"Other key {code(short_key(other.access_key_id))}: "
+            f"{escape(clean(other.status, 16))}{age}"
+        )
+    blocks: Blocks = _chunked_sections(lines, budget=MAX_BLOCKS - 2)
+    if report.errors:
+        blocks.append(section(render_errors(report.errors)))
+    text = f"Investigation of {key}: {len(report.activity)} API call(s) since creation"
+    return text, blocks
+
+
+# -- status and digest ---------------------------------------------------------------------
+def render_status(
+    health: Sequence[TargetHealth],
+    runs: Sequence[PollRun],
+    pending: int,
+    now: datetime,
+    poll_minutes: int,
+    scheduler_error: str | None = None,
+) -> tuple[str, Blocks]:
+    last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)
+    failures = [r for r in runs if not r.ok]
+    head = (
+        f"Poller: every {poll_minutes} min, last success "
+        f"{ago(last_ok, now) if last_ok else 'never'}, {len(failures)} failed poll(s) in 24 h, "
+        f"{pending} post(s) pending"
+    )
+    lines = [f"*{escape(head)}*"]
+    if scheduler_error:
+        lines.append(f"⚠ last job error: {code(scheduler_error, 300)}")
+    for h in health[:40]:
+        ok = ago(h.last_success_at, now) if h.last_success_at else "never"
+        line = f"{code(h.account_id, 16)} {code(h.region, 24)}: last read {ok}"
+        if h.consecutive_failures:
+            line += f" · ⚠ {h.consecutive_failures} failure(s): {code(h.last_error, 200)}"
+        lines.append(line)
+    if not health:
+        lines.append("No account has been polled yet.")
+    return head, _chunked_sections(lines, budget=MAX_BLOCKS)
+
+
+def render_digest(
+    day: Sequence[StoredFinding],
+    still_open: Sequence[StoredFinding],
+    runs: Sequence[PollRun],
+    poll_minutes: int,
+    now: datetime,
+) -> tuple[str, Blocks]:
+    counts = Counter(f.severity for f in day)
+    triaged = sum(1 for f in day if f.status != OPEN)
+    tally = " · ".join(
+        f"{s.value} {counts.get(s.value, 0)}" for s in Severity if s != Severity.INFO
+    )
+    first = (
+        f"Yesterday: {len(day)} new key event(s) ({tally}); {triaged} triaged, "
+        f"{len(day) - triaged} still open"
+    )
+    lines = [f"*{escape(first)}*"]
+    if still_open:
+        oldest = still_open[0]
+        r = oldest.record
+        lines.append(
+            f"Oldest open: {code(r.get('actor_name'), 40)} → {code(r.get('target_user'), 40)} in "
+            f"{code(r.get('account_id'), 16)}, waiting {waited(now - oldest.stored_at)} "
+            f"({len(still_open)} open in all)"
+        )
+    last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)
+    failures = sum(1 for r in runs if not r.ok)
+    lines.append(
+        f"Poller: every {poll_minutes} min, last success "
+        f"{ago(last_ok, now) if last_ok else 'never'}, {failures} failure(s) in 24 h"
+    )
+    return first, [section("\n".join(lines))]
+
+
+USAGE = (
+    "*Usage*\n"
+    "`/keyhunt last <DUR> [user <name>] [actor <name>] [account <id>]` — hunt, e.g. `last 24h`\n"
+    "`/keyhunt since <T> [until <T>] [...]` — hunt an exact window (ISO 8601, UTC)\n"
+    "`/keyhunt key <ACCESS_KEY_ID>` — what one key did, and who made it\n"
+    "`/keyhunt status` — poller health and pending posts\n"
+    "DUR is `<n>m|h|d|w`, at most `90d`."
+)
+
+
+def render_usage(problem: str | None = None) -> tuple[str, Blocks]:
+    lead = f"⚠ {code(problem, 300)}\n" if problem else ""
+    return "keyhunt usage", [section(lead + USAGE)]

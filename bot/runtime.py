@@ -102,7 +102,7 @@ def health_of(runtime: Runtime) -> Health:
     last = runtime.store.last_successful_poll()
     age = poll_age(last)
     alive = runtime.state.alive()
-    limit = 3 * runtime.settings.poll_minutes * 60 + 120
+    limit = 3 * runtime.settings.poll_interval.total_seconds() + 120
     # A replica that is not the leader does not poll; the shared store still tells the age.
     fresh = age is not None and age <= limit
     ok = alive and (fresh or age is None)
@@ -128,7 +128,7 @@ def serve_command(settings: Settings, socket_mode: bool = False, port: int | Non
         return EXIT_USAGE
     runtime = build_runtime(settings)
     app = create_app(settings, runtime.store, runtime.hunter, runtime.client, runtime.state)
-    leadership = Leadership(runtime.store, runtime.owner, timedelta(minutes=settings.poll_minutes))
+    leadership = Leadership(runtime.store, runtime.owner, settings.poll_interval)
     scheduler = build_scheduler(
         settings,
         leadership,

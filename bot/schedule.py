@@ -64,7 +64,7 @@ def build_scheduler(
     state: SchedulerState,
     interval: timedelta | None = None,
 ) -> BackgroundScheduler:
-    every = interval or timedelta(minutes=settings.poll_minutes)
+    every = interval or settings.poll_interval
     grace = max(int(every.total_seconds()), 60)
     scheduler = BackgroundScheduler(
         timezone=UTC,

@@ -41,6 +41,8 @@ NO_SECRET = Secret("")
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting; `poll_interval` is the one to read for the poll period."""
+
     slack_bot_token: Secret = NO_SECRET
     slack_signing_secret: Secret = NO_SECRET
     slack_app_token: Secret = NO_SECRET
@@ -54,6 +56,8 @@ class Settings:
     database_url: str = "sqlite:///keyhunt.db"
     triagers: tuple[str, ...] = ()
     poll_minutes: int = 5
+    # Seconds-level override of poll_minutes, for tests and demos of the scheduler only.
+    poll_seconds: int | None = None
     backfill: timedelta = timedelta(hours=24)
     log_format: str = "text"
     # Beyond the CONTRACT's environment: tuning with safe defaults.
@@ -67,6 +71,12 @@ class Settings:
     throttle_deadline_seconds: float = 120.0
     port: int = 3000
     suppressions: tuple[Suppression, ...] = field(default=())
+
+    @property
+    def poll_interval(self) -> timedelta:
+        if self.poll_seconds is not None:
+            return timedelta(seconds=self.poll_seconds)
+        return timedelta(minutes=self.poll_minutes)
 
 
 # key -> (environment variable, parser). YAML uses the key; the environment the variable.
@@ -203,6 +213,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "database_url": ("KEYHUNT_DATABASE_URL", _text),
     "triagers": ("KEYHUNT_TRIAGERS", _slack_ids),
     "poll_minutes": ("KEYHUNT_POLL_MINUTES", _int_range(1, 1440)),
+    "poll_seconds": ("KEYHUNT_POLL_SECONDS", _int_range(5, 86400)),
     "backfill": ("KEYHUNT_BACKFILL", _duration),
     "log_format": ("KEYHUNT_LOG_FORMAT", _choice("text", "json")),
     "poll_overlap": ("KEYHUNT_POLL_OVERLAP", _duration),

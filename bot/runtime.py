@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import SchedulerState, create_app

@@ -119,7 +119,9 @@ class Poller:
     def _hunt_group(
         self, targets: list[Target], window: Window, clients: ClientSource
     ) -> tuple[int, list[str]]:
-        result = run_hunt(targets, window, clients, hunt_options(self.settings))
+        known = self.store.event_ids_since(window.start)
+        options = hunt_options(self.settings, known_event_ids=known)
+        result = run_hunt(targets, window, clients, options)
         new_ids = self.store.add_findings(result.findings)
         for finding in result.findings:
             if finding.event.event_id in new_ids:

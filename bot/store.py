@@ -277,6 +277,14 @@ class Store:
                 result.update({r[0]: r[1] for r in rows})
         return result
 
+    def event_ids_since(self, start: datetime) -> frozenset[str]:
+        """IDs of stored findings whose event happened at or after `start`."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(findings_table.c.event_id).where(findings_table.c.event_time >= start)
+            )
+            return frozenset(r[0] for r in rows)
+
     def findings_between(self, start: datetime, end: datetime) -> list[StoredFinding]:
         """Findings stored in [start, end), newest event first (for digests)."""
         with self._tx() as conn:

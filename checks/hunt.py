@@ -53,6 +53,9 @@ class HuntOptions:
     actor: str | None = None
     min_severity: Severity | None = None
     max_workers: int = 16
+    # Events already handled (the poller's overlap re-reads them): not classified again, so
+    # they cost no rotation-context lookups and no IAM calls.
+    known_event_ids: frozenset[str] = frozenset()
     rate_per_target: float = 2.0
     throttling: Throttling = field(default_factory=Throttling)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -109,7 +112,7 @@ def hunt_target(
         events = [
             e
             for e in fetch_events(client, CREATE, window, out.stats, opts.throttling)
-            if e.event_name == CREATE[1]
+            if e.event_name == CREATE[1] and e.event_id not in opts.known_event_ids
         ]
     except LookupFailed as exc:
         out.errors.append(TargetError(target, "lookup", exc.code, exc.message))

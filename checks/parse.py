@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from checks.model import Actor, ApiActivity, KeyEvent
@@ -44,15 +45,13 @@ def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
     if len(event_id) > MAX_EVENT_ID:
         raise MalformedRecord(f"eventID is longer than {MAX_EVENT_ID} characters")
     event_name = _required_str(record, "eventName")
-    try:
-        event_time = parse_event_time(_required_str(record, "eventTime"))
-    except ValueError as exc:
-        raise MalformedRecord(str(exc)) from None
-
+    event_time = _event_time(record)
     identity = record.get("userIdentity")
     if not isinstance(identity, Mapping):
         raise MalformedRecord("userIdentity is missing or not an object")
-    actor = _parse_actor(identity, _opt_str(record, "userAgent"))
+    # CloudTrail writes sessionCredentialFromConsole at the top level of the record.
+    from_console = (_opt_str(record, "sessionCredentialFromConsole") or "").lower() == "true"
+    actor = _parse_actor(identity, _opt_str(record, "userAgent"), from_console)
 
     request = _opt_mapping(record, "requestParameters")
     response = _opt_mapping(record, "responseElements")
@@ -84,7 +83,16 @@ def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
     )
 
 
-def _parse_actor(identity: Mapping[str, Any], user_agent: str | None) -> Actor:
+def _event_time(record: Mapping[str, Any]) -> datetime:
+    try:
+        return parse_event_time(_required_str(record, "eventTime"))
+    except ValueError as exc:
+        raise MalformedRecord(f"eventTime: {exc}") from None
+
+
+def _parse_actor(
+    identity: Mapping[str, Any], user_agent: str | None, from_console: bool = False
+) -> Actor:
     actor_type = _required_str(identity, "type", where="userIdentity.")
     arn = _opt_str(identity, "arn")
     invoked_by = _opt_str(identity, "invokedBy")
@@ -92,7 +100,9 @@ def _parse_actor(identity: Mapping[str, Any], user_agent: str | None) -> Actor:
     attributes = _opt_mapping(session, "attributes") if session else None
     issuer = _opt_mapping(session, "sessionIssuer") if session else None
     mfa_text = _opt_str(attributes, "mfaAuthenticated") if attributes else None
-    from_console = (_opt_str(identity, "sessionCredentialFromConsole") or "").lower() == "true"
+    from_console = (
+        from_console or (_opt_str(identity, "sessionCredentialFromConsole") or "").lower() == "true"
+    )
     return Actor(
         type=actor_type,
         arn=arn,
@@ -175,10 +185,7 @@ def parse_activity(raw: str | bytes | Mapping[str, Any]) -> ApiActivity:
         record = raw
     if not isinstance(record, Mapping):
         raise MalformedRecord(f"expected a JSON object, got {type(record).__name__}")
-    try:
-        event_time = parse_event_time(_required_str(record, "eventTime"))
-    except ValueError as exc:
-        raise MalformedRecord(str(exc)) from None
+    event_time = _event_time(record)
     return ApiActivity(
         event_id=_required_str(record, "eventID"),
         event_time=event_time,

@@ -58,14 +58,17 @@ def parse_event_time(text: str) -> datetime:
         raise ValueError(f"unrecognised event time {text!r}")
     year, month, day, hour, minute, second, frac, zone = match.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
-    value = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC
-    )
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        value = value - sign * offset
+    try:
+        value = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC
+        )
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            digits = zone[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            value = value - sign * offset
+    except (ValueError, OverflowError) as exc:  # 2025-02-30, or beyond datetime's range
+        raise ValueError(f"impossible event time {text!r}: {exc}") from None
     return value
 
 

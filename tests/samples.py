@@ -29,14 +29,6 @@ FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "records"
 
 Record = dict[str, Any]
 
-# Why some fixtures are marked xfail(strict=True): each documents a bug in checks/ and starts
-# passing (failing the run, so the mark gets removed) once the bug is fixed.
-CONSOLE_FLAG_BUG = (
-    "checks/parse.py _parse_actor reads sessionCredentialFromConsole from userIdentity, but "
-    "CloudTrail writes it at the top level of the record, so console sessions whose userAgent "
-    "is 'AWS Internal' are not recognised"
-)
-
 
 # ---------------------------------------------------------------------------- shared samples
 

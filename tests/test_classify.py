@@ -19,7 +19,6 @@ from checks.parse import parse_record
 from checks.rules import RuleContext
 from checks.suppress import Suppression, parse_suppression
 from tests.samples import (
-    CONSOLE_FLAG_BUG,
     FixtureCase,
     fixture_case,
     fixture_cases,
@@ -171,24 +170,11 @@ FIXTURES: dict[str, tuple[str, set[str]]] = {
     "likely_rotation/negative_failed_create_then_delete": (LOW, {SELF, FAILED}),
     "likely_rotation/negative_no_key_changes": (MEDIUM, {SELF}),
 }
-KNOWN_BUGS = {
-    "key_for_other_user/positive_federated_user_for_bob": CONSOLE_FLAG_BUG,
-    "console/positive_session_credential_from_console": CONSOLE_FLAG_BUG,
-}
 CASES = fixture_cases()
 
 
 def _params(cases: list[FixtureCase]) -> list[Any]:
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case.id])]
-            if case.id in KNOWN_BUGS
-            else [],
-        )
-        for case in cases
-    ]
+    return [pytest.param(case, id=case.id) for case in cases]
 
 
 def test_every_fixture_has_an_expectation() -> None:

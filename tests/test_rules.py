@@ -14,7 +14,6 @@ import checks.rules
 from checks.model import Severity
 from checks.rules import MITRE_TECHNIQUE, Rule, all_rules, same_user
 from tests.samples import (
-    CONSOLE_FLAG_BUG,
     FIXTURES_DIR,
     FixtureCase,
     fixture_cases,
@@ -33,20 +32,6 @@ CONTRACT_REASONS = {
     "console",
     "likely_rotation",
 }
-
-# Fixtures that show a bug in checks/; each keeps failing until the bug is fixed (strict).
-KNOWN_BUGS = {
-    "console/positive_session_credential_from_console": CONSOLE_FLAG_BUG,
-}
-
-
-def _case_param(case: FixtureCase) -> object:
-    marks = (
-        [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case.id])]
-        if case.id in KNOWN_BUGS
-        else []
-    )
-    return pytest.param(case, id=case.id, marks=marks)
 
 
 # ---------------------------------------------------------------------------- the rule set
@@ -99,7 +84,7 @@ def test_every_fixture_folder_belongs_to_a_rule() -> None:
 # ---------------------------------------------------------------------------- the fixtures
 
 
-@pytest.mark.parametrize("case", [_case_param(c) for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_fixture(case: FixtureCase) -> None:
     rule = RULES[case.rule_id]
     event = case.event()

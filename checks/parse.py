@@ -49,15 +49,17 @@ def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
     identity = record.get("userIdentity")
     if not isinstance(identity, Mapping):
         raise MalformedRecord("userIdentity is missing or not an object")
+    user_agent = _opt_str(record, "userAgent")
     # CloudTrail writes sessionCredentialFromConsole at the top level of the record.
-    from_console = (_opt_str(record, "sessionCredentialFromConsole") or "").lower() == "true"
-    actor = _parse_actor(identity, _opt_str(record, "userAgent"), from_console)
+    from_console = _opt_flag(record, "sessionCredentialFromConsole") is True
+    actor = _parse_actor(identity, user_agent, from_console)
 
     request = _opt_mapping(record, "requestParameters")
     response = _opt_mapping(record, "responseElements")
-    access_key = _opt_mapping(response, "accessKey") if response else None
-
-    create_date_text = _opt_str(access_key, "createDate") if access_key else None
+    access_key = _opt_mapping(response, "accessKey", "responseElements.")
+    request_key = _opt_str(request, "accessKeyId", "requestParameters.")
+    request_status = _opt_str(request, "status", "requestParameters.")
+    create_date = _opt_str(access_key, "createDate", "responseElements.accessKey.")
     return KeyEvent(
         event_id=event_id,
         event_time=event_time,
@@ -65,19 +67,14 @@ def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
         account_id=_opt_str(record, "recipientAccountId") or actor.account_id,
         region=_opt_str(record, "awsRegion"),
         actor=actor,
-        request_user=_opt_str(request, "userName") if request else None,
-        response_user=_opt_str(access_key, "userName") if access_key else None,
-        access_key_id=(
-            (_opt_str(access_key, "accessKeyId") if access_key else None)
-            or (_opt_str(request, "accessKeyId") if request else None)
-        ),
-        key_status=(
-            (_opt_str(access_key, "status") if access_key else None)
-            or (_opt_str(request, "status") if request else None)
-        ),
-        key_create_date=parse_create_date(create_date_text) if create_date_text else None,
+        request_user=_opt_str(request, "userName", "requestParameters."),
+        response_user=_opt_str(access_key, "userName", "responseElements.accessKey."),
+        access_key_id=_opt_str(access_key, "accessKeyId", "responseElements.accessKey.")
+        or request_key,
+        key_status=_opt_str(access_key, "status", "responseElements.accessKey.") or request_status,
+        key_create_date=parse_create_date(create_date) if create_date else None,
         source_ip=_opt_str(record, "sourceIPAddress"),
-        user_agent=_opt_str(record, "userAgent"),
+        user_agent=user_agent,
         error_code=_opt_str(record, "errorCode"),
         error_message=_opt_str(record, "errorMessage"),
     )
@@ -93,25 +90,24 @@ def _event_time(record: Mapping[str, Any]) -> datetime:
 def _parse_actor(
     identity: Mapping[str, Any], user_agent: str | None, from_console: bool = False
 ) -> Actor:
-    actor_type = _required_str(identity, "type", where="userIdentity.")
-    arn = _opt_str(identity, "arn")
-    invoked_by = _opt_str(identity, "invokedBy")
-    session = _opt_mapping(identity, "sessionContext")
-    attributes = _opt_mapping(session, "attributes") if session else None
-    issuer = _opt_mapping(session, "sessionIssuer") if session else None
-    mfa_text = _opt_str(attributes, "mfaAuthenticated") if attributes else None
-    from_console = (
-        from_console or (_opt_str(identity, "sessionCredentialFromConsole") or "").lower() == "true"
-    )
+    where = "userIdentity."
+    actor_type = _required_str(identity, "type", where=where)
+    arn = _opt_str(identity, "arn", where)
+    invoked_by = _opt_str(identity, "invokedBy", where)
+    session = _opt_mapping(identity, "sessionContext", where)
+    attributes = _opt_mapping(session, "attributes", "userIdentity.sessionContext.")
+    issuer = _opt_mapping(session, "sessionIssuer", "userIdentity.sessionContext.")
+    mfa = _opt_flag(attributes, "mfaAuthenticated")
+    from_console = from_console or _opt_flag(identity, "sessionCredentialFromConsole") is True
     return Actor(
         type=actor_type,
         arn=arn,
-        name=actor_name(actor_type, arn, _opt_str(identity, "userName"), invoked_by),
-        account_id=_opt_str(identity, "accountId"),
-        access_key_id=_opt_str(identity, "accessKeyId"),
+        name=actor_name(actor_type, arn, _opt_str(identity, "userName", where), invoked_by),
+        account_id=_opt_str(identity, "accountId", where),
+        access_key_id=_opt_str(identity, "accessKeyId", where),
         invoked_by=invoked_by,
-        session_issuer_arn=_opt_str(issuer, "arn") if issuer else None,
-        mfa_authenticated=None if mfa_text is None else mfa_text.lower() == "true",
+        session_issuer_arn=_opt_str(issuer, "arn", "userIdentity.sessionContext.sessionIssuer."),
+        mfa_authenticated=mfa,
         console_session=(
             from_console or user_agent in CONSOLE_AGENTS or invoked_by in CONSOLE_AGENTS
         ),
@@ -149,28 +145,40 @@ def _required_str(record: Mapping[str, Any], key: str, where: str = "") -> str:
     return value
 
 
-def _opt_str(record: Mapping[str, Any] | None, key: str) -> str | None:
-    """A string field, or None when absent, null or empty; other types are malformed."""
+def _opt_str(record: Mapping[str, Any] | None, key: str, where: str = "") -> str | None:
+    """A string field, or None when absent, null or empty; any other type is malformed."""
     if record is None:
         return None
     value = record.get(key)
-    if value is None or value == "":
+    if value.__class__ is str:  # the common case first: this runs ~20 times a record
+        return value or None
+    if value is None:
         return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if not isinstance(value, str):
-        raise MalformedRecord(f"{key} is {type(value).__name__}, expected a string")
-    return value
+    raise MalformedRecord(f"{where}{key} is {type(value).__name__}, expected a string")
 
 
-def _opt_mapping(record: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+def _opt_flag(record: Mapping[str, Any] | None, key: str) -> bool | None:
+    """A true/false field: CloudTrail writes "true"/"false" strings, exports JSON booleans."""
+    if record is None:
+        return None
+    value = record.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.lower() == "true"
+    raise MalformedRecord(f"{key} is {type(value).__name__}, expected true or false")
+
+
+def _opt_mapping(
+    record: Mapping[str, Any] | None, key: str, where: str = ""
+) -> Mapping[str, Any] | None:
     if record is None:
         return None
     value = record.get(key)
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise MalformedRecord(f"{key} is {type(value).__name__}, expected an object")
+        raise MalformedRecord(f"{where}{key} is {type(value).__name__}, expected an object")
     return value
 
 

@@ -6,7 +6,7 @@ A rule's id is its module name and the reason code it adds to a finding (CONTRAC
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,6 +21,30 @@ class RuleContext:
 
     key_changes: Sequence[KeyEvent] = ()
     rotation_window: timedelta = timedelta(hours=24)
+    # key_changes indexed by (account, owner casefolded), built once: a rule then looks only
+    # at one user's changes instead of every change for every event.
+    by_owner: Mapping[tuple[str | None, str], tuple[KeyEvent, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[tuple[str | None, str], list[KeyEvent]] = {}
+        for change in self.key_changes:
+            owner = change_owner(change)
+            if owner is not None:
+                index.setdefault((change.account_id, owner.casefold()), []).append(change)
+        object.__setattr__(self, "by_owner", {k: tuple(v) for k, v in index.items()})
+
+    def changes_for(self, account_id: str | None, user: str | None) -> tuple[KeyEvent, ...]:
+        if user is None:
+            return ()
+        return self.by_owner.get((account_id, user.casefold()), ())
+
+
+def change_owner(change: KeyEvent) -> str | None:
+    """Whose key an Update/DeleteAccessKey acted on: without requestParameters.userName the
+    caller acted on its own key."""
+    return change.request_user or change.actor.name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """The user's other key was deactivated or deleted near the new key's creation: a rotation."""
 
 from checks.model import KeyEvent, Severity
-from checks.rules import Rule, RuleContext, same_user
+from checks.rules import Rule, RuleContext, change_owner, same_user
 
 ROTATION_EVENTS = frozenset({"UpdateAccessKey", "DeleteAccessKey"})
 
@@ -14,9 +14,7 @@ def retires_a_key_of(change: KeyEvent, user: str | None, new_key: str | None) ->
         return False
     if change.access_key_id is not None and change.access_key_id == new_key:
         return False
-    # Without requestParameters.userName the caller acted on its own key.
-    owner = change.request_user or change.actor.name
-    return same_user(owner, user)
+    return same_user(change_owner(change), user)
 
 
 def matches(event: KeyEvent, ctx: RuleContext) -> bool:
@@ -25,9 +23,8 @@ def matches(event: KeyEvent, ctx: RuleContext) -> bool:
     user = event.target_user
     return any(
         abs(change.event_time - event.event_time) <= ctx.rotation_window
-        and change.account_id == event.account_id
         and retires_a_key_of(change, user, event.access_key_id)
-        for change in ctx.key_changes
+        for change in ctx.changes_for(event.account_id, user)
     )
 
 

@@ -62,6 +62,13 @@ def parse_suppression(entry: Mapping[str, Any], where: str) -> Suppression:
         raise ValueError(f"{where}.comment: say why this is suppressed")
     if len(values) == 1:
         raise ValueError(f"{where}: needs at least one condition besides comment")
+    anchors = ("actor_arn", "target_user", "account", "source_network")
+    if "user_agent" in values and not any(key in values for key in anchors):
+        # The caller writes its own user agent: alone it would let an attacker copy it.
+        raise ValueError(
+            f"{where}.user_agent: the caller chooses its user agent, so combine it with "
+            "actor_arn, target_user, account or source_network"
+        )
     network = None
     if "source_network" in values:
         try:

@@ -321,8 +321,8 @@ def _suppression(**conditions: str) -> Suppression:
         ({"target_user": "deploy"}, False),  # never a substring
         ({"account": "222222222222"}, True),
         ({"account": "111111111111"}, False),
-        ({"user_agent": "aws-cli/2.*"}, True),
-        ({"user_agent": "Boto3/*"}, False),
+        ({"user_agent": "aws-cli/2.*", "account": "222222222222"}, True),
+        ({"user_agent": "Boto3/*", "account": "222222222222"}, False),
         ({"source_network": "203.0.113.0/24"}, True),
         ({"source_network": "203.0.113.10"}, True),  # a single address is a /32
         ({"source_network": "198.51.100.0/24"}, False),
@@ -344,6 +344,12 @@ def test_suppression_keeps_severity_and_adds_reason(
     expected = (*plain.reasons, "suppressed") if suppressed else plain.reasons
     assert finding.reasons == expected
     assert finding.to_record()["reasons"] == list(expected)
+
+
+def test_user_agent_alone_cannot_suppress() -> None:
+    """The caller writes its own user agent; alone it would let an attacker hide a key."""
+    with pytest.raises(ValueError, match="user_agent"):
+        _suppression(user_agent="Terraform/*")
 
 
 def test_suppressed_root_key_stays_critical() -> None:

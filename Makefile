@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint --failure-threshold style Dockerfile
+	$(BIN)/cfn-lint --include-checks I -- config/cross-account-role.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy checks bot

@@ -12,6 +12,12 @@ from checks.organizations import fetch_active_accounts
 from checks.sessions import CLIENT_CONFIG, AwsSessions
 
 
+class NoAccounts(Exception):
+    """There is no account to search; a hunt must say so rather than report nothing."""
+
+    code = "NoAccounts"
+
+
 def build_sessions(settings: Settings, base: boto3.Session | None = None) -> AwsSessions:
     """Standard credential chain; honours AWS_ENDPOINT_URL(_<SERVICE>) because boto3 does."""
     return AwsSessions(
@@ -26,7 +32,10 @@ def resolve_accounts(settings: Settings, sessions: AwsSessions) -> list[str]:
     if settings.use_organization:
         session = sessions.session_for(sessions.caller_account())
         client = session.client("organizations", region_name="us-east-1", config=CLIENT_CONFIG)
-        return fetch_active_accounts(client)
+        accounts = fetch_active_accounts(client)
+        if not accounts:  # fail closed: "nothing to search" must never read as "nothing found"
+            raise NoAccounts("the AWS Organization lists no ACTIVE account")
+        return accounts
     if settings.accounts:
         return list(settings.accounts)
     return [sessions.caller_account()]

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from datetime import UTC, datetime
 
 from bot.settings import Settings
 
-# Shapes of credentials that may reach a log line through a library's message or a traceback.
-_SECRET_SHAPES = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+"
+# Shapes of credentials that may reach a log line through a library's message (botocore at
+# DEBUG logs request headers, canonical requests and STS response bodies) or a traceback.
+_BARE_SECRETS = re.compile(
+    r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+"
     r"|(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"  # AWS secret access keys
-    r"|(?i:(?:aws_secret_access_key|secret_key|session_token|signing_secret)\W{1,3})\S+)"
 )
+_LABELLED_SECRETS = re.compile(
+    r"(?P<label>(?i:<(?:SessionToken|SecretAccessKey)>"  # STS XML responses
+    r"|(?:x-amz-security-token|aws_secret_access_key|aws_session_token|secret_key"
+    r"|session_token|sessiontoken|secretaccesskey|signing_secret)"
+    r"['\"]?\s*[:=]\s*b?['\"]?))"
+    r"(?P<value>[^\s'\",}<]+)"
+)
+# Environment variables whose values are secrets wherever they show up.
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 class RedactSecrets(logging.Filter):
@@ -28,7 +38,8 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return _SECRET_SHAPES.sub("***", text)
+        text = _LABELLED_SECRETS.sub(r"\g<label>***", text)
+        return _BARE_SECRETS.sub("***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -62,6 +73,7 @@ def configure_logging(settings: Settings, verbosity: int = 0) -> None:
                 settings.slack_signing_secret,
                 settings.slack_app_token,
                 settings.external_id,
+                *(os.environ.get(name, "") for name in SECRET_ENV),
             ]
         )
     )

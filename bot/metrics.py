@@ -10,7 +10,7 @@ POLLS = Counter("keyhunt_polls", "Poll cycles run", ["outcome"], registry=REGIST
 FINDINGS = Counter("keyhunt_findings", "New findings stored", ["severity"], registry=REGISTRY)
 POSTS = Counter(
     "keyhunt_posts",
-    "Slack alert posts by outcome (delivered, failed)",
+    "Slack alert posts by outcome (delivered, failed, retried)",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -91,6 +91,8 @@ class Poster:
 
     def _post_one(self, finding: StoredFinding, thread_ts: str | None) -> bool:
         text, blocks = render_alert(finding, self.clock())
+        if finding.post_attempts:
+            metrics.POSTS.labels("retried").inc()  # an earlier cycle failed to post it
         try:
             self.limiter.acquire()
             response = self.client.chat_postMessage(

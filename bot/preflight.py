@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import build_sessions, resolve_accounts, targets_for
+from bot.aws import NoAccounts, build_sessions, resolve_accounts, targets_for
 from bot.settings import Settings
 from checks.sessions import AssumeRoleFailed, AwsSessions
 
@@ -71,7 +71,7 @@ def check_aws(settings: Settings, sessions: AwsSessions) -> list[CheckResult]:
     results = [CheckResult("caller identity", True, f"account {caller}")]
     try:
         accounts = resolve_accounts(settings, sessions)
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, NoAccounts) as exc:
         return [
             *results,
             CheckResult(

@@ -186,6 +186,9 @@ def _bool(value: Any, key: str) -> bool:
 
 
 def _clock(value: Any, key: str) -> time:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        # YAML 1.1 reads an unquoted 9:00 as sexagesimal 540 (minutes): take it as meant.
+        return time(value // 60, value % 60)
     text = str(value).strip()
     match = re.match(r"^(\d{1,2}):(\d{2})$", text)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:

@@ -136,6 +136,7 @@ class StoredFinding:
     decided_at: datetime | None
     stored_at: datetime
     post_state: str
+    post_attempts: int
     channel: str | None
     ts: str | None
     thread_ts: str | None
@@ -701,6 +702,7 @@ def _stored(row: Any) -> StoredFinding:
         decided_at=_aware(row["decided_at"]),
         stored_at=_aware(row["stored_at"]) or _now(),
         post_state=row["post_state"],
+        post_attempts=row["post_attempts"] or 0,
         channel=row["channel"],
         ts=row["ts"],
         thread_ts=row["thread_ts"],

@@ -52,8 +52,10 @@ class AwsSessions:
         self._external_id = external_id
         self._partition = partition
         self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, RefreshableCredentials] = {}
+        self._sessions: dict[str, boto3.Session] = {}
         self._caller_account: str | None = None
 
     def caller_account(self) -> str:
@@ -65,18 +67,26 @@ class AwsSessions:
             return self._caller_account
 
     def session_for(self, account_id: str) -> boto3.Session:
+        """One session per account, kept: building one reloads botocore's service models."""
         if account_id == self.caller_account():
             return self._base
         credentials = self._role_credentials(account_id)
-        core = botocore.session.get_session()
-        # botocore has no public setter for a refreshable credential object; this is the
-        # documented-by-usage way to give a session credentials that renew themselves.
-        core._credentials = credentials  # type: ignore[attr-defined]
-        return boto3.Session(botocore_session=core, region_name=self._base.region_name)
+        with self._lock:
+            session = self._sessions.get(account_id)
+            if session is None:
+                core = botocore.session.get_session()
+                # botocore has no public setter for a refreshable credential object; this is
+                # the documented-by-usage way to give a session credentials that renew.
+                core._credentials = credentials  # type: ignore[attr-defined]
+                session = boto3.Session(botocore_session=core, region_name=self._base.region_name)
+                self._sessions[account_id] = session
+            return session
 
     def client(self, account_id: str, service: str, region: str) -> Any:
         session: Any = self.session_for(account_id)  # service names are dynamic here
-        return session.client(service, region_name=region, config=CLIENT_CONFIG)
+        # boto3 sessions are not thread-safe; clients are. Build clients one at a time.
+        with self._client_lock:
+            return session.client(service, region_name=region, config=CLIENT_CONFIG)
 
     def _role_credentials(self, account_id: str) -> RefreshableCredentials:
         with self._lock:

@@ -55,6 +55,8 @@ def parse_suppression(entry: Mapping[str, Any], where: str) -> Suppression:
         value = entry.get(key)
         if value is None:
             continue
+        if key == "account" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value).zfill(12)  # an unquoted account ID in YAML is a number
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{where}.{key}: must be a non-empty string")
         values[key] = value.strip()

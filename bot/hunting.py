@@ -20,6 +20,16 @@ from checks.sessions import AwsSessions
 from checks.timeutil import MAX_LOOKBACK
 
 
+class AccountNotConfigured(Exception):
+    """A hunt asked for an account keyhunt is not configured to search."""
+
+    code = "AccountNotConfigured"
+
+    def __init__(self, account: str, accounts: Sequence[str]) -> None:
+        shown = ", ".join(accounts[:10]) + (" ..." if len(accounts) > 10 else "")
+        super().__init__(f"account {account} is not among the accounts searched ({shown})")
+
+
 class StatusSource(Protocol):
     """Where triage states live (the store); hunts show them next to each finding."""
 
@@ -61,6 +71,8 @@ def run_request(
 ) -> HuntResult:
     try:
         accounts = resolve_accounts(settings, sessions)
+        if request.account is not None and request.account not in accounts:
+            raise AccountNotConfigured(request.account, accounts)
     except Exception as exc:  # noqa: BLE001 - reported as an unread target, never as "nothing"
         return _unreadable(settings, request, exc)
     targets = targets_for(settings, accounts, request.account)

@@ -63,11 +63,15 @@ def summary_line(result: HuntResult) -> str:
     start = result.window.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     end = result.window.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     noun = "finding" if len(result.findings) == 1 else "findings"
-    return (
+    line = (
         f"Hunted {accounts} account{'s' * (accounts != 1)} × {regions} "
         f"region{'s' * (regions != 1)}, {start} → {end} UTC: {len(result.findings)} {noun} "
         f"({severity_counts(result.findings)})"
     )
+    unread = len(result.failed_targets)
+    if unread:
+        line += f" — PARTIAL: {unread} of {len(result.targets)} target(s) could not be read"
+    return line
 
 
 def format_table(result: HuntResult, colour: bool = False) -> str:

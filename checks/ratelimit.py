@@ -29,12 +29,18 @@ class RateLimiter:
         self._next_free = 0.0
 
     def acquire(self) -> float:
-        """Block until a call may go out; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_free)
-            self._next_free = start + self.interval
-        wait = start - now
-        if wait > 0:
+        """Block until a call may go out; returns the seconds waited.
+
+        The slot is granted only when the clock has reached it, never booked ahead: a sleep
+        that returns late then pushes the next call back instead of letting it bunch up.
+        """
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                if now >= self._next_free:
+                    self._next_free = now + self.interval
+                    return waited
+                wait = self._next_free - now
             self._sleep(wait)
-        return wait
+            waited += wait

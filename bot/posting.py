@@ -23,7 +23,9 @@ from checks.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 BATCH = 200
-CLAIM_LEASE = timedelta(minutes=10)  # longer than a batch takes at one post a second
+# Each finding is claimed just before its own post, so the claim only has to outlive one
+# chat.postMessage with its retries; a poster that dies frees its claim within a minute.
+CLAIM_LEASE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -53,21 +55,21 @@ class Poster:
         self.clock = clock
 
     def deliver_pending(self) -> DeliveryReport:
-        claimed = self.store.claim_pending(self.owner, limit=BATCH, lease=CLAIM_LEASE)
-        if not claimed:
+        waiting = self.store.pending(limit=BATCH)
+        if not waiting:
             return DeliveryReport(0, 0, None)
-        thread_ts = self._post_summary(claimed) if len(claimed) > self.burst_threshold else None
+        thread_ts = self._post_summary(waiting) if len(waiting) > self.burst_threshold else None
         posted = failed = 0
-        for index, finding in enumerate(claimed):
+        for index, finding in enumerate(waiting):
+            if not self.store.claim(finding.event_id, self.owner, CLAIM_LEASE):
+                continue  # another process is posting it
             if self._post_one(finding, thread_ts):
                 posted += 1
             else:
                 failed += 1
                 if failed >= 3 and posted == 0:
-                    # Slack is down or the channel is wrong: release the rest for next cycle.
-                    for rest in claimed[index + 1 :]:
-                        self.store.mark_post_failed(rest.event_id, "not attempted: Slack failing")
-                    failed += len(claimed) - index - 1
+                    # Slack is down or the channel is wrong: leave the rest for next cycle.
+                    failed += len(waiting) - index - 1
                     break
         metrics.POSTS_PENDING.set(self.store.pending_count())
         return DeliveryReport(posted, failed, thread_ts)

@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -44,6 +45,7 @@ from checks.timeutil import isoformat_z
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x6B657968  # "keyh": the advisory lock that serialises schema changes
 OPEN, EXPECTED_ROTATION, INVESTIGATING = "open", "expected_rotation", "investigating"
 STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING)
 PENDING, POSTED, SKIPPED = "pending", "posted", "skipped"
@@ -220,8 +222,11 @@ class Store:
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> None:
         """Create the schema, or upgrade an older one, idempotently and safely in parallel."""
-        metadata.create_all(self.engine, checkfirst=True)
         with self._tx() as conn:
+            if conn.dialect.name == "postgresql":
+                # create_all is check-then-create; replicas starting together would race.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            metadata.create_all(conn, checkfirst=True)
             current = conn.execute(select(schema_info.c.version)).scalar()
             if current is None:
                 _insert_ignore(conn, schema_info, [{"id": 1, "version": SCHEMA_VERSION}])
@@ -238,7 +243,9 @@ class Store:
         if not findings:
             return []
         stamp = now or _now()
-        rows = [_finding_row(f, stamp) for f in findings]
+        # A fixed order: two writers inserting overlapping batches then lock rows in the same
+        # order and cannot deadlock (PostgreSQL detects the cycle and fails one batch).
+        rows = sorted((_finding_row(f, stamp) for f in findings), key=lambda r: r["event_id"])
         ids = [r["event_id"] for r in rows]
         new: list[str] = []
         with self._tx() as conn:
@@ -306,6 +313,31 @@ class Store:
             return [_stored(r._mapping) for r in rows]
 
     # -- posting --------------------------------------------------------------------------
+    def pending(self, limit: int = 100, now: datetime | None = None) -> list[StoredFinding]:
+        """Findings awaiting a post and not claimed by a live poster, oldest event first."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(findings_table)
+                .where(_claimable(now or _now()))
+                .order_by(findings_table.c.event_time.asc(), findings_table.c.event_id)
+                .limit(limit)
+            )
+            return [_stored(r._mapping) for r in rows]
+
+    def claim(
+        self, event_id: str, owner: str, lease: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Take one pending finding for posting. A conditional UPDATE: of two processes at
+        most one wins, and a claim whose holder died expires after `lease`."""
+        stamp = now or _now()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(findings_table)
+                .where(findings_table.c.event_id == event_id, _claimable(stamp))
+                .values(claimed_by=owner, claimed_until=stamp + lease)
+            )
+            return bool(result.rowcount == 1)
+
     def claim_pending(
         self,
         owner: str,
@@ -313,38 +345,8 @@ class Store:
         lease: timedelta = timedelta(minutes=2),
         now: datetime | None = None,
     ) -> list[StoredFinding]:
-        """Claim up to `limit` findings awaiting a post, oldest event first. A claim is a
-        conditional UPDATE, so two processes can never both hold the same finding."""
-        stamp = now or _now()
-        claimable = and_(
-            findings_table.c.post_state == PENDING,
-            or_(findings_table.c.claimed_until.is_(None), findings_table.c.claimed_until < stamp),
-        )
-        claimed: list[StoredFinding] = []
-        with self._tx() as conn:
-            candidates = [
-                r[0]
-                for r in conn.execute(
-                    select(findings_table.c.event_id)
-                    .where(claimable)
-                    .order_by(findings_table.c.event_time.asc(), findings_table.c.event_id)
-                    .limit(limit)
-                )
-            ]
-        for event_id in candidates:
-            with self._tx() as conn:
-                result = conn.execute(
-                    update(findings_table)
-                    .where(findings_table.c.event_id == event_id, claimable)
-                    .values(claimed_by=owner, claimed_until=stamp + lease)
-                )
-                if result.rowcount == 1:
-                    row = conn.execute(
-                        select(findings_table).where(findings_table.c.event_id == event_id)
-                    ).first()
-                    if row is not None:
-                        claimed.append(_stored(row._mapping))
-        return claimed
+        """Claim up to `limit` pending findings at once (see `claim`)."""
+        return [f for f in self.pending(limit, now) if self.claim(f.event_id, owner, lease, now)]
 
     def mark_posted(
         self,
@@ -615,6 +617,13 @@ class Store:
             trans = conn.begin()
             conn.execute(leases.insert().values(name="__ping__", holder="check", expires_at=_now()))
             trans.rollback()
+
+
+def _claimable(stamp: datetime) -> Any:
+    return and_(
+        findings_table.c.post_state == PENDING,
+        or_(findings_table.c.claimed_until.is_(None), findings_table.c.claimed_until < stamp),
+    )
 
 
 def _make_engine(url: str) -> Engine:

@@ -28,6 +28,10 @@ class MalformedRecord(ValueError):
 
 def parse_record(raw: str | bytes | Mapping[str, Any]) -> KeyEvent:
     """One CloudTrail record (the `CloudTrailEvent` JSON string, or a decoded dict)."""
+    return _parse_mapping(_decode(raw))
+
+
+def _decode(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(raw, str | bytes):
         try:
             record = json.loads(raw)
@@ -37,7 +41,7 @@ def parse_record(raw: str | bytes | Mapping[str, Any]) -> KeyEvent:
         record = raw
     if not isinstance(record, Mapping):
         raise MalformedRecord(f"expected a JSON object, got {type(record).__name__}")
-    return _parse_mapping(record)
+    return record
 
 
 def _parse_mapping(record: Mapping[str, Any]) -> KeyEvent:
@@ -184,15 +188,7 @@ def _opt_mapping(
 
 def parse_activity(raw: str | bytes | Mapping[str, Any]) -> ApiActivity:
     """Any CloudTrail record, reduced to what a timeline of one key's use needs."""
-    if isinstance(raw, str | bytes):
-        try:
-            record = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedRecord(f"not JSON: {exc}") from None
-    else:
-        record = raw
-    if not isinstance(record, Mapping):
-        raise MalformedRecord(f"expected a JSON object, got {type(record).__name__}")
+    record = _decode(raw)
     event_time = _event_time(record)
     return ApiActivity(
         event_id=_required_str(record, "eventID"),

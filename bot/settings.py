@@ -66,7 +66,7 @@ class Settings:
     burst_threshold: int = 10
     digest_time: time = time(9, 0)
     enrich: bool = True
-    max_workers: int = 16
+    max_workers: int = 32
     rate_per_target: float = 2.0
     throttle_deadline_seconds: float = 120.0
     port: int = 3000

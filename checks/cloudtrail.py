@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,10 @@ from checks.parse import MalformedRecord, parse_record
 from checks.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+# One limiter per client object: clients are cached per target and shared between hunts.
+_gates: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+_gates_lock = threading.Lock()
 
 PAGE_SIZE = 50  # LookupEvents' maximum
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
@@ -43,17 +49,25 @@ class Throttling:
     max_backoff: float = 8.0
 
 
-def gate_client(client: Any, limiter: RateLimiter, stats: HuntStats) -> None:
-    """Route every LookupEvents HTTP attempt of this client, retries included, through the limiter.
+def gate_client(client: Any, rate_per_second: float) -> RateLimiter:
+    """Route every LookupEvents HTTP attempt of this client, retries included, through one
+    limiter, however many hunts use the client at once.
 
-    `before-send` fires once per attempt, so botocore's own retries are held to the rate too.
+    `before-send` fires once per attempt, so botocore's own retries are held to the rate
+    too. The hook is registered once per client (clients are cached and shared).
     """
+    with _gates_lock:
+        limiter = _gates.get(client)
+        if limiter is None:
+            limiter = RateLimiter(rate_per_second)
+            gate = limiter
 
-    def before_send(**_: Any) -> None:
-        limiter.acquire()
-        stats.lookup_calls += 1
+            def before_send(**_: Any) -> None:
+                gate.acquire()
 
-    client.meta.events.register("before-send.cloudtrail.LookupEvents", before_send)
+            client.meta.events.register("before-send.cloudtrail.LookupEvents", before_send)
+            _gates[client] = limiter
+        return limiter
 
 
 def fetch_pages(
@@ -123,17 +137,22 @@ def _call_with_backoff(
     while True:
         try:
             page: dict[str, Any] = client.lookup_events(**params)
-            stats.throttled += int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            retries = int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            stats.lookup_calls += 1 + retries  # HTTP attempts, botocore's retries included
+            stats.throttled += retries
             return page
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "ClientError"))
             message = str(error.get("Message", ""))
             if code not in THROTTLE_CODES:
+                stats.lookup_calls += 1 + int(
+                    exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+                )
                 raise LookupFailed(code, message) from None
-            stats.throttled += 1 + int(
-                exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            )
+            retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            stats.lookup_calls += 1 + retries
+            stats.throttled += 1 + retries
             waited = time.monotonic() - started
             if waited + backoff > throttling.deadline_seconds:
                 raise LookupFailed(

@@ -26,7 +26,6 @@ from checks.model import (
     TargetError,
     Window,
 )
-from checks.ratelimit import RateLimiter
 from checks.rules import RuleContext, same_user
 from checks.sessions import AssumeRoleFailed
 from checks.suppress import Suppression
@@ -52,7 +51,7 @@ class HuntOptions:
     user: str | None = None
     actor: str | None = None
     min_severity: Severity | None = None
-    max_workers: int = 16
+    max_workers: int = 32
     # Events already handled (the poller's overlap re-reads them): not classified again, so
     # they cost no rotation-context lookups and no IAM calls.
     known_event_ids: frozenset[str] = frozenset()
@@ -106,7 +105,7 @@ def hunt_target(
     except Exception as exc:  # noqa: BLE001 - a broken account must not sink the hunt
         out.errors.append(TargetError(target, "assume_role", type(exc).__name__, str(exc)))
         return out
-    gate_client(client, RateLimiter(opts.rate_per_target), out.stats)
+    gate_client(client, opts.rate_per_target)
 
     try:
         events = [

@@ -23,7 +23,6 @@ from checks.model import (
     Window,
 )
 from checks.parse import MalformedRecord, parse_activity, parse_record
-from checks.ratelimit import RateLimiter
 from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def _read_target(
         client = clients.client(target.account_id, "cloudtrail", target.region)
     except AssumeRoleFailed as exc:
         return None, [], [TargetError(target, "assume_role", exc.code, exc.message)], stats
-    gate_client(client, RateLimiter(opts.rate_per_target), stats)
+    gate_client(client, opts.rate_per_target)
     creation: Finding | None = None
     activity: list[ApiActivity] = []
     try:

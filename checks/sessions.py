@@ -56,6 +56,7 @@ class AwsSessions:
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, RefreshableCredentials] = {}
         self._sessions: dict[str, boto3.Session] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
         self._caller_account: str | None = None
 
     def caller_account(self) -> str:
@@ -88,10 +89,16 @@ class AwsSessions:
             return session
 
     def client(self, account_id: str, service: str, region: str) -> Any:
+        """A client per (account, service, region), built once: clients are thread-safe,
+        boto3 sessions are not, so building happens one at a time."""
+        key = (account_id, service, region)
         session: Any = self.session_for(account_id)  # service names are dynamic here
-        # boto3 sessions are not thread-safe; clients are. Build clients one at a time.
         with self._client_lock:
-            return session.client(service, region_name=region, config=CLIENT_CONFIG)
+            client = self._clients.get(key)
+            if client is None:
+                client = session.client(service, region_name=region, config=CLIENT_CONFIG)
+                self._clients[key] = client
+            return client
 
     def _role_credentials(self, account_id: str) -> RefreshableCredentials:
         with self._lock:

@@ -112,10 +112,14 @@ class CountingClients:
                 with self._lock:
                     self.list_access_keys[(account_id, params["UserName"])] += 1
 
+            # Clients are cached, so the same one comes back: register each hook once.
             events = client.meta.events
-            events.register("provide-client-params.iam.ListAccessKeys", count)
+            tag = f"counting-{id(self)}"
+            events.register("provide-client-params.iam.ListAccessKeys", count, unique_id=tag)
             if self.deny_iam:
-                events.register("before-call.iam.ListAccessKeys", _access_denied)
+                events.register(
+                    "before-call.iam.ListAccessKeys", _access_denied, unique_id=f"{tag}-deny"
+                )
         return client
 
 

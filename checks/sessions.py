@@ -52,7 +52,7 @@ class AwsSessions:
         self._external_id = external_id
         self._partition = partition
         self._lock = threading.Lock()
-        self._client_lock = threading.Lock()
+        self._client_locks: dict[int, threading.Lock] = {}
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, RefreshableCredentials] = {}
         self._sessions: dict[str, boto3.Session] = {}
@@ -90,10 +90,12 @@ class AwsSessions:
 
     def client(self, account_id: str, service: str, region: str) -> Any:
         """A client per (account, service, region), built once: clients are thread-safe,
-        boto3 sessions are not, so building happens one at a time."""
+        boto3 sessions are not, so one session builds one client at a time."""
         key = (account_id, service, region)
         session: Any = self.session_for(account_id)  # service names are dynamic here
-        with self._client_lock:
+        with self._lock:
+            session_lock = self._client_locks.setdefault(id(session), threading.Lock())
+        with session_lock:
             client = self._clients.get(key)
             if client is None:
                 client = session.client(service, region_name=region, config=CLIENT_CONFIG)

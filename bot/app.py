@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import slack_bolt.request.request as bolt_request
 from slack_bolt import Ack, App
+from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_bolt.request.internals import parse_body as bolt_parse_body
 
 from bot.commands import CommandError, Help, Hunt, KeyLookup, Status, parse_command
@@ -91,6 +92,13 @@ def create_app(
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bolt"),
     )
+    # Bolt runs acks and lazy listeners on one pool, so a burst of slow hunts would leave no
+    # thread to ack the next command within Slack's 3 s. Lazy listeners get a pool of their
+    # own; Bolt's stays free for acks.
+    app._listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(
+        logger=app.logger,
+        executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lazy"),
+    )
 
     def ack_command(ack: Ack, command: dict[str, Any]) -> None:
         """Answers within Slack's 3 s whatever the hunt costs: parse only, no AWS here."""
@@ -115,6 +123,8 @@ def create_app(
             parsed = parse_command(html.unescape(command.get("text", "")))
         except CommandError:
             return  # already answered with usage in the ack
+        if isinstance(parsed, Help):
+            return  # likewise
         try:
             text, blocks = _answer(parsed)
         except Exception as exc:
@@ -191,7 +201,7 @@ def create_app(
                 channel=finding.channel,
                 thread_ts=thread,
                 text="The call failed, so there is no key to follow. Check what else the actor "
-                "did with `/keyhunt last 24h actor <name>`.",
+                "did with `/keyhunt last 24h actor &lt;name&gt;`.",
             )
             return
         report = hunter.investigate(str(key), Window(finding.event_time, clock()))

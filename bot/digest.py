@@ -17,6 +17,7 @@ def post_digest(store: Store, client: Any, channel: str, poll_minutes: int, now:
         store.poll_runs_since(day_start),
         poll_minutes,
         now,
+        store.target_health(),
     )
     response = client.chat_postMessage(
         channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False

@@ -443,12 +443,15 @@ def render_status(
     lines = [f"*{escape(head)}*"]
     if scheduler_error:
         lines.append(f"⚠ last job error: {code(scheduler_error, 300)}")
-    for h in health[:40]:
+    shown = 40
+    for h in health[:shown]:
         ok = ago(h.last_success_at, now) if h.last_success_at else "never"
         line = f"{code(h.account_id, 16)} {code(h.region, 24)}: last read {ok}"
         if h.consecutive_failures:
             line += f" · ⚠ {h.consecutive_failures} failure(s): {code(h.last_error, 200)}"
         lines.append(line)
+    if len(health) > shown:
+        lines.append(f"…and {len(health) - shown} more account/region pairs not shown")
     if not health:
         lines.append("No account has been polled yet.")
     return head, _chunked_sections(lines, budget=MAX_BLOCKS)
@@ -460,6 +463,7 @@ def render_digest(
     runs: Sequence[PollRun],
     poll_minutes: int,
     now: datetime,
+    health: Sequence[TargetHealth] = (),
 ) -> tuple[str, Blocks]:
     counts = Counter(f.severity for f in day)
     triaged = sum(1 for f in day if f.status != OPEN)
@@ -485,19 +489,32 @@ def render_digest(
         f"Poller: every {poll_minutes} min, last success "
         f"{ago(last_ok, now) if last_ok else 'never'}, {failures} failure(s) in 24 h"
     )
+    unread = [h for h in health if h.consecutive_failures]
+    for h in unread[:10]:  # never let "0 new keys" read as "all clear" for an unread account
+        lines.append(
+            f"⚠ could not read {code(h.account_id, 16)} {code(h.region, 24)} "
+            f"({h.consecutive_failures} poll(s) in a row): {code(h.last_error, 200)}"
+        )
+    if len(unread) > 10:
+        lines.append(f"…and {len(unread) - 10} more unread account/region pairs")
+    if unread:
+        first += f"; ⚠ {len(unread)} account/region pair(s) could not be read"
     return first, [section("\n".join(lines))]
 
 
-USAGE = (
-    "*Usage*\n"
-    "`/keyhunt last <DUR> [user <name>] [actor <name>] [account <id>]` — hunt, e.g. `last 24h`\n"
-    "`/keyhunt since <T> [until <T>] [...]` — hunt an exact window (ISO 8601, UTC)\n"
-    "`/keyhunt key <ACCESS_KEY_ID>` — what one key did, and who made it\n"
-    "`/keyhunt status` — poller health and pending posts\n"
-    "DUR is `<n>m|h|d|w`, at most `90d`."
+USAGE = escape(
+    "/keyhunt last <DUR> [user <name>] [actor <name>] [account <id>] [severity <level>]\n"
+    "    hunt, e.g. /keyhunt last 24h user bob\n"
+    "/keyhunt since <T> [until <T>] [...]\n"
+    "    hunt an exact window (ISO 8601, UTC unless it has an offset)\n"
+    "/keyhunt key <ACCESS_KEY_ID>\n"
+    "    who made one key, and what it has done since\n"
+    "/keyhunt status\n"
+    "    poller health per account and region, pending posts\n"
+    "DUR is <n>m, <n>h, <n>d or <n>w, at most 90d."
 )
 
 
 def render_usage(problem: str | None = None) -> tuple[str, Blocks]:
     lead = f"⚠ {code(problem, 300)}\n" if problem else ""
-    return "keyhunt usage", [section(lead + USAGE)]
+    return "keyhunt usage", [section(f"{lead}*Usage*\n```{USAGE}```")]

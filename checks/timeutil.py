@@ -58,7 +58,10 @@ def parse_instant(text: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before datetime's first instant
+        raise ValueError(f"bad time {text!r}: outside the range of dates") from None
 
 
 def parse_event_time(text: str) -> datetime:

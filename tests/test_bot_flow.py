@@ -1,0 +1,316 @@
+"""The triage loop end to end: poll → post → click → message updated in place → hunt shows it.
+
+Real bot (Bolt app over HTTP, SQLite store, Poller, Poster), FakeAWS and FakeSlack over HTTP,
+every request signed like Slack signs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bot.fakes import records as r
+from bot.fakes.aws import FakeAWS
+from bot.fakes.slack import post_to_bot
+from bot.hunting import HuntRequest
+from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
+from bot.store import EXPECTED_ROTATION, INVESTIGATING, OPEN
+from checks.model import Window
+from tests.conftest import keyhunt_env, run_keyhunt
+from tests.slackbot import (
+    CALLER,
+    CHANNEL,
+    OUTSIDER,
+    REGION,
+    SIGNING_SECRET,
+    TRIAGER,
+    BotFactory,
+    buttons_of,
+    key_for_other,
+    mrkdwn_texts,
+    now_utc,
+    ok_calls,
+    root_key,
+    self_key,
+    unique,
+    wait_for,
+)
+
+
+@pytest.fixture
+def make_bot(
+    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BotFactory]:
+    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
+        yield factory
+
+
+def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
+    make_bot: BotFactory, tmp_path: Path
+) -> None:
+    bot = make_bot(KEYHUNT_TRIAGERS=TRIAGER)
+    (event_id,) = make_bot.seed(key_for_other(now_utc() - timedelta(minutes=30)))
+
+    outcome = bot.poll()
+    assert outcome.new_findings == 1
+    assert outcome.delivery is not None
+    assert outcome.delivery.posted == 1
+    (post,) = ok_calls(make_bot.slack, "chat.postMessage")
+    assert post.args["text"].strip()
+    assert post.args["blocks"]
+    assert buttons_of(post.args["blocks"]) == ["Expected rotation", "Investigate"]
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    assert stored.ts == post.response["ts"]
+    assert stored.channel == CHANNEL
+
+    assert bot.click(event_id, ACTION_EXPECTED, TRIAGER) == 200
+    update = wait_for(lambda: ok_calls(make_bot.slack, "chat.update"), what="chat.update")[0]
+
+    # The same message, updated in place: decision, who (<@USER>) and when; no buttons left.
+    assert (update.args["channel"], update.args["ts"]) == (CHANNEL, stored.ts)
+    message = make_bot.slack.messages[CHANNEL][stored.ts]
+    assert message.updated_count == 1
+    texts = "\n".join(mrkdwn_texts(message.blocks))
+    decision = bot.store.history(event_id)
+    assert len(decision) == 1
+    at = decision[0].at.strftime("%H:%M UTC")
+    assert f"Expected rotation* — marked by <@{TRIAGER}> at {at}" in texts
+    assert buttons_of(message.blocks) == []
+    assert update.args["text"].strip()  # chat.update carries the fallback text too
+    assert len(make_bot.slack.channel_messages(CHANNEL)) == 1  # nothing new was posted
+
+    # The audit log: who, when, from what to what.
+    (entry,) = decision
+    assert (entry.status, entry.previous_status, entry.user_id) == (
+        EXPECTED_ROTATION,
+        OPEN,
+        TRIAGER,
+    )
+    assert abs(entry.at - now_utc()) < timedelta(minutes=5)
+
+    # run_request (the path /keyhunt and `keyhunt hunt` share) shows the new status...
+    now = now_utc()
+    result = bot.runtime.hunter.hunt(HuntRequest(Window(now - timedelta(hours=24), now)))
+    assert {f.event.event_id: f.status for f in result.findings} == {event_id: EXPECTED_ROTATION}
+
+    # ...and so does the /keyhunt answer.
+    reply = bot.slash("last 24h")
+    assert reply.status == 200
+    answer = bot.answer(reply.key).body
+    assert "expected rotation" in "\n".join(mrkdwn_texts(answer["blocks"]))
+
+    # ...and `keyhunt hunt` in another process, reading the same store.
+    env = keyhunt_env(make_bot.aws, tmp_path, KEYHUNT_DATABASE_URL=bot.settings.database_url)
+    done = run_keyhunt(["hunt", "--last", "24h", "--format", "jsonl"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["event_id"], row["status"]) for row in rows] == [(event_id, EXPECTED_ROTATION)]
+
+
+def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thread(
+    make_bot: BotFactory,
+) -> None:
+    bot = make_bot()
+    # A real IAM user and key in moto, so IAM can say who owns the key and when it was used.
+    user = unique("svc")
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    created = now_utc() - timedelta(hours=2)
+    record = key_for_other(created, user=user, key=key)
+    with_key = r.iam_user(CALLER, user, access_key=key)
+    activity = [
+        r.api_call(
+            with_key,
+            CALLER,
+            created + timedelta(minutes=5),
+            "sts.amazonaws.com",
+            "GetCallerIdentity",
+        ),
+        r.api_call(
+            with_key, CALLER, created + timedelta(minutes=9), "s3.amazonaws.com", "ListBuckets"
+        ),
+    ]
+    (event_id,) = make_bot.seed(record)
+    make_bot.seed(*activity)
+    bot.poll()
+
+    assert bot.click(event_id, ACTION_INVESTIGATE, TRIAGER) == 200
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    assert stored.ts
+    thread = wait_for(
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="investigation reply"
+    )
+    finding = bot.store.get(event_id)
+    assert finding is not None
+    assert (finding.status, finding.assignee, finding.decided_by) == (
+        INVESTIGATING,
+        TRIAGER,
+        TRIAGER,
+    )
+    (reply,) = thread
+    body = "\n".join(mrkdwn_texts(reply.blocks))
+    assert "sts:GetCallerIdentity" in body
+    assert "s3:ListBuckets" in body
+    assert f"owner `{user}`" in body
+    assert reply.text.startswith("Investigation of ")
+
+    wait_for(lambda: ok_calls(make_bot.slack, "chat.update"), what="chat.update")
+    message = make_bot.slack.messages[CHANNEL][str(stored.ts)]
+    texts = "\n".join(mrkdwn_texts(message.blocks))
+    assert f"Investigating* — <@{TRIAGER}> since" in texts
+    # Investigating can still be closed as an expected rotation; Investigate again cannot.
+    assert buttons_of(message.blocks) == ["Expected rotation"]
+
+
+def test_a_click_by_someone_not_in_triagers_changes_nothing_and_is_told_why(
+    make_bot: BotFactory,
+) -> None:
+    bot = make_bot(KEYHUNT_TRIAGERS=f"{TRIAGER},U0DAVE")
+    (event_id,) = make_bot.seed(self_key(now_utc() - timedelta(minutes=10)))
+    bot.poll()
+    before = bot.store.get(event_id)
+
+    assert bot.click(event_id, ACTION_EXPECTED, OUTSIDER) == 200
+    (ephemeral,) = wait_for(lambda: make_bot.slack.ephemerals, what="an ephemeral answer")
+
+    assert (ephemeral.user, ephemeral.channel) == (OUTSIDER, CHANNEL)
+    assert "KEYHUNT_TRIAGERS" in ephemeral.text
+    assert "nothing was changed" in ephemeral.text
+    assert bot.store.get(event_id) == before
+    assert bot.store.history(event_id) == []
+    assert make_bot.slack.calls_to("chat.update") == []
+    assert make_bot.slack.calls_to("chat.postMessage")[1:] == []  # no thread reply either
+
+
+def test_repeated_and_concurrent_clicks_leave_one_audit_entry(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(root_key(now_utc() - timedelta(minutes=10)))
+    bot.poll()
+    body = bot.click_body(event_id, ACTION_EXPECTED, TRIAGER)
+
+    assert bot.click(event_id, ACTION_EXPECTED, TRIAGER) == 200
+    assert bot.click(event_id, ACTION_EXPECTED, TRIAGER) == 200  # a double click
+    with ThreadPoolExecutor(max_workers=6) as pool:  # the same click, six times at once
+        statuses = list(
+            pool.map(lambda _: post_to_bot(bot.events_url, body, SIGNING_SECRET)[0], range(6))
+        )
+    assert statuses == [200] * 6
+    wait_for(lambda: len(make_bot.slack.calls_to("chat.update")) >= 8, what="eight updates")
+
+    (entry,) = bot.store.history(event_id)
+    assert (entry.status, entry.previous_status) == (EXPECTED_ROTATION, OPEN)
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    assert stored.status == EXPECTED_ROTATION
+    assert all(c.ok for c in make_bot.slack.calls_to("chat.update"))
+    assert len(make_bot.slack.channel_messages(CHANNEL)) == 1
+
+
+def test_concurrent_investigate_clicks_post_one_investigation(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(key_for_other(now_utc() - timedelta(minutes=10)))
+    bot.poll()
+    users = [TRIAGER, "U0DAVE", "U0ERIN", TRIAGER]
+    bodies = [bot.click_body(event_id, ACTION_INVESTIGATE, user) for user in users]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(
+            pool.map(lambda b: post_to_bot(bot.events_url, b, SIGNING_SECRET)[0], bodies)
+        )
+    assert statuses == [200] * 4
+    wait_for(lambda: len(make_bot.slack.calls_to("chat.update")) >= 4, what="four updates")
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    assert stored.ts
+    wait_for(lambda: len(make_bot.slack.thread(CHANNEL, str(stored.ts))) >= 2, what="a reply")
+    time.sleep(0.3)  # let any stray second investigation land before counting
+
+    history = bot.store.history(event_id)
+    assert len(history) == 1
+    assert stored.assignee == history[0].user_id
+    assert len(make_bot.slack.thread(CHANNEL, str(stored.ts))) == 2  # alert + one reply
+
+
+def test_forged_signature_is_refused_with_401_and_nothing_happens(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(root_key(now_utc() - timedelta(minutes=10)))
+    bot.poll()
+    calls_before = len(make_bot.slack.calls)
+
+    assert bot.click(event_id, ACTION_EXPECTED, TRIAGER, secret="not-the-secret") == 401
+    forged = bot.slash("last 24h", secret="not-the-secret")
+    assert forged.status == 401
+
+    time.sleep(0.3)  # a listener started by mistake would have acted by now
+    assert len(make_bot.slack.calls) == calls_before
+    assert make_bot.slack.responses == []
+    assert bot.store.history(event_id) == []
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    assert stored.status == OPEN
+
+
+def test_a_replayed_request_older_than_five_minutes_is_refused(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(root_key(now_utc() - timedelta(minutes=10)))
+    bot.poll()
+    stale = int(time.time()) - 6 * 60  # correctly signed, but six minutes old
+
+    assert bot.click(event_id, ACTION_EXPECTED, TRIAGER, timestamp=stale) == 401
+    assert bot.slash("status", timestamp=stale).status == 401
+    time.sleep(0.3)
+    assert bot.store.history(event_id) == []
+    assert make_bot.slack.calls_to("chat.update") == []
+    assert make_bot.slack.responses == []
+
+
+def failed_attempt(when: datetime) -> dict[str, object]:
+    return r.create_access_key(
+        r.iam_user(CALLER, unique("mallory")),
+        CALLER,
+        when,
+        user=unique("bob"),
+        new_key=None,
+        error=("AccessDenied", "not authorized"),
+        event_id=unique("failed"),
+    )
+
+
+def test_investigating_a_failed_attempt_points_to_a_hunt_of_the_actor(
+    make_bot: BotFactory,
+) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(failed_attempt(now_utc() - timedelta(minutes=5)))
+    bot.poll()
+
+    assert bot.click(event_id, ACTION_INVESTIGATE, TRIAGER) == 200
+
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    (reply,) = wait_for(
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="the thread reply"
+    )
+    assert "The call failed, so there is no key to follow" in reply.text
+    assert bot.store.history(event_id)[0].status == INVESTIGATING
+
+
+def test_the_failed_attempt_reply_has_no_raw_angle_brackets(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    (event_id,) = make_bot.seed(failed_attempt(now_utc() - timedelta(minutes=5)))
+    bot.poll()
+    bot.click(event_id, ACTION_INVESTIGATE, TRIAGER)
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    (reply,) = wait_for(
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="the thread reply"
+    )
+    assert "<" not in reply.text

@@ -1,0 +1,521 @@
+"""Block Kit rendering as data: limits, escaping, what each message says. Pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.fakes import records as r
+from bot.render import (
+    ACTION_EXPECTED,
+    ACTION_INVESTIGATE,
+    code,
+    render_alert,
+    render_burst,
+    render_digest,
+    render_hunt,
+    render_investigation,
+    render_status,
+    render_usage,
+    triage_buttons,
+)
+from bot.store import (
+    EXPECTED_ROTATION,
+    INVESTIGATING,
+    OPEN,
+    PollRun,
+    StoredFinding,
+    TargetHealth,
+)
+from checks.iam import KeyLastUse
+from checks.investigate import KeyReport
+from checks.model import (
+    ApiActivity,
+    Finding,
+    HuntResult,
+    HuntStats,
+    KeyInfo,
+    Target,
+    TargetError,
+    Window,
+)
+from tests.slackbot import (
+    CALLER,
+    OTHER,
+    REGION,
+    SLACK_CONTROL,
+    block_kit_problems,
+    buttons_of,
+    finding_of,
+    key_for_other,
+    mrkdwn_texts,
+    new_key_id,
+    outside_code_spans,
+    root_key,
+    self_key,
+    text_objects,
+)
+
+NOW = datetime(2026, 11, 29, 14, 20, tzinfo=UTC)
+WINDOW = Window(NOW - timedelta(hours=24), NOW)
+
+
+def stored(
+    finding: Finding,
+    status: str = OPEN,
+    decided_by: str | None = None,
+    decided_at: datetime | None = None,
+    stored_at: datetime = NOW,
+) -> StoredFinding:
+    values: dict[str, Any] = {
+        "event_id": finding.event.event_id,
+        "record": finding.to_record() | {"status": status},
+        "status": status,
+        "assignee": decided_by if status == INVESTIGATING else None,
+        "decided_by": decided_by,
+        "decided_at": decided_at,
+        "stored_at": stored_at,
+        "post_state": "posted",
+        "post_attempts": 1,
+        "channel": "C0ALERTS",
+        "ts": "1700000000.000100",
+        "thread_ts": None,
+    }
+    # Only the fields this version of StoredFinding has (the store grows columns).
+    names = {f.name for f in dataclasses.fields(StoredFinding)}
+    return StoredFinding(**{k: v for k, v in values.items() if k in names})
+
+
+def hunt_result(
+    findings: list[Finding], errors: list[TargetError] | None = None, accounts: int = 1
+) -> HuntResult:
+    targets = [Target(a, REGION) for a in [CALLER, OTHER, "333333333333"][:accounts]]
+    return HuntResult(WINDOW, targets, findings, errors or [], HuntStats())
+
+
+def all_text(blocks: list[dict[str, Any]]) -> str:
+    return "\n".join(mrkdwn_texts(blocks))
+
+
+def assert_valid(text: str, blocks: list[dict[str, Any]]) -> None:
+    assert text.strip()
+    assert block_kit_problems(blocks) == []
+    for obj in text_objects(blocks):
+        if obj["type"] == "mrkdwn":
+            assert obj["verbatim"] is True
+
+
+# --------------------------------------------------------------------------- the alert
+
+
+def test_alert_for_another_user_reads_like_the_mockup() -> None:
+    finding = finding_of(key_for_other(NOW - timedelta(minutes=9), actor="alice", user="bob"))
+
+    text, blocks = render_alert(stored(finding), NOW)
+
+    assert text == "🔴 HIGH  alice created an access key for bob in 123456789012, us-east-1"
+    shown = all_text(blocks)
+    assert shown.startswith("*🔴 High — access key created for another user*\n`alice`")
+    assert "2026-11-29 14:11 UTC (9 min ago)" in shown
+    assert "*Why*\ncreated for a different user" in shown
+    assert f"event `{finding.event.event_id}` · keyhunt" in shown
+    assert buttons_of(blocks) == ["Expected rotation", "Investigate"]
+    assert_valid(text, blocks)
+
+
+def test_alert_for_own_key_and_for_root() -> None:
+    own_text, _ = render_alert(stored(finding_of(self_key(NOW, user="dave"))), NOW)
+    root_text, root_blocks = render_alert(stored(finding_of(root_key(NOW))), NOW)
+
+    assert own_text == (
+        "🟠 MEDIUM  dave created an access key for themselves in 123456789012, us-east-1"
+    )
+    assert root_text.startswith("🚨 CRITICAL  root created an access key for themselves")
+    assert "root user created an access key" in all_text(root_blocks)
+
+
+def test_alert_for_a_failed_call() -> None:
+    record = r.create_access_key(
+        r.iam_user(CALLER, "mallory"),
+        CALLER,
+        NOW,
+        user="bob",
+        new_key=None,
+        error=("AccessDenied", "User mallory is not authorized"),
+    )
+
+    text, blocks = render_alert(stored(finding_of(record)), NOW)
+
+    assert text.endswith(
+        "mallory tried to create an access key for bob (AccessDenied) in 123456789012, us-east-1"
+    )
+    shown = all_text(blocks)
+    assert "*New key*\nnone (the call failed)" in shown
+    assert "*Error*\n`AccessDenied`" in shown
+
+
+def test_alert_shows_the_target_users_keys_when_known() -> None:
+    key = new_key_id()
+    finding = finding_of(key_for_other(NOW, actor="alice", user="bob", key=key))
+    finding = Finding(
+        finding.event,
+        finding.severity,
+        finding.reasons,
+        target=finding.target,
+        user_keys=(
+            KeyInfo(key, "Active", NOW),
+            KeyInfo("AKIAOLDOLDOLDOLD1234", "Active", NOW - timedelta(days=212)),
+        ),
+    )
+    from bot.store import _finding_row  # the record the store keeps, enrichment included
+
+    record = json.loads(_finding_row(finding, NOW)["record"])
+    finding_stored = stored(finding)
+    finding_stored = dataclasses.replace(finding_stored, record=record)
+
+    _, blocks = render_alert(finding_stored, NOW)
+
+    assert "*`bob`'s keys now*\n2 active; other key AKIA…1234 Active, 212 days old" in all_text(
+        blocks
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "buttons"),
+    [
+        (OPEN, ["Expected rotation", "Investigate"]),
+        (INVESTIGATING, ["Expected rotation"]),
+        (EXPECTED_ROTATION, []),
+    ],
+)
+def test_only_the_buttons_that_still_make_sense(status: str, buttons: list[str]) -> None:
+    decided = None if status == OPEN else "U0CAROL"
+    finding = stored(finding_of(root_key(NOW)), status, decided, NOW)
+
+    text, blocks = render_alert(finding, NOW + timedelta(minutes=5))
+
+    assert buttons_of(blocks) == buttons
+    for element in (b for block in blocks if block["type"] == "actions" for b in block["elements"]):
+        assert element["value"] == finding.event_id
+        assert element["action_id"] in (ACTION_EXPECTED, ACTION_INVESTIGATE)
+    assert_valid(text, blocks)
+
+
+def test_the_decision_line_names_who_and_when() -> None:
+    at = NOW + timedelta(minutes=13)
+    expected = stored(finding_of(root_key(NOW)), EXPECTED_ROTATION, "U0CAROL", at)
+    looking = stored(finding_of(root_key(NOW)), INVESTIGATING, "U0CAROL", at)
+
+    assert "✅ *Expected rotation* — marked by <@U0CAROL> at 14:33 UTC" in all_text(
+        render_alert(expected, at)[1]
+    )
+    assert "🔎 *Investigating* — <@U0CAROL> since 14:33 UTC; findings in the thread" in all_text(
+        render_alert(looking, at)[1]
+    )
+    assert triage_buttons("some_future_state", "e") == []
+
+
+HOSTILE = st.text(max_size=4000) | st.sampled_from(
+    ["<!channel>", "<@U123>", "<https://evil.example|x>", "*b* _i_ ~s~ `c`", "&lt;!here&gt;"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    actor=HOSTILE,
+    target=HOSTILE,
+    agent=HOSTILE,
+    ip=HOSTILE,
+    arn=HOSTILE,
+    error=st.none() | HOSTILE,
+    actor_type=st.sampled_from(["IAMUser", "AssumedRole", "Root", "FederatedUser"]),
+)
+def test_any_record_text_renders_literal_and_within_limits(
+    actor: str,
+    target: str,
+    agent: str,
+    ip: str,
+    arn: str,
+    error: str | None,
+    actor_type: str,
+) -> None:
+    base = finding_of(key_for_other(NOW))
+    record = base.to_record() | {
+        "actor_name": actor,
+        "actor_type": actor_type,
+        "actor_arn": arn,
+        "target_user": target,
+        "user_agent": agent,
+        "source_ip": ip,
+        "error_code": error,
+        "access_key_id": None if error else base.event.access_key_id,
+    }
+    finding = dataclasses.replace(stored(base), record=record)
+
+    text, blocks = render_alert(finding, NOW)
+
+    assert_valid(text, blocks)
+    dumped = json.dumps(blocks, ensure_ascii=False) + text
+    for control in SLACK_CONTROL:
+        assert control not in dumped
+    for obj in mrkdwn_texts(blocks):
+        assert obj.count("`") % 2 == 0  # every code span closed
+        # Outside code spans only our own template remains: no stray formatting characters
+        # beyond the bold title and field labels.
+        assert "<" not in outside_code_spans(obj)
+    for ch in "<>`*_~":
+        assert ch not in text
+
+
+# --------------------------------------------------------------------------- hunts
+
+
+def test_a_hunt_of_500_findings_stays_within_slacks_limits_and_says_what_was_left_out() -> None:
+    findings = [finding_of(root_key(NOW - timedelta(minutes=i))) for i in range(500)]
+
+    text, blocks = render_hunt(hunt_result(findings))
+
+    assert_valid(text, blocks)
+    assert len(blocks) <= 50
+    rows = [line for line in all_text(blocks).splitlines() if line.startswith("🚨 ")]
+    assert len(rows) == 40  # the default page
+    assert f"{500 - len(rows)} more not shown" in blocks[-1]["elements"][0]["text"]
+    assert text.startswith("Hunted 1 account × 1 region, 2026-11-28 14:20 → 2026-11-29 14:20 UTC")
+    assert "500 findings" in text
+
+
+def test_a_hunt_packed_to_the_block_limit_counts_what_it_dropped() -> None:
+    """All 500 rows asked for, with names that escape to five times their length: the
+    50-block budget decides, and the count of rows left out is exact."""
+    findings = [
+        finding_of(key_for_other(NOW - timedelta(minutes=i), actor="&" * 64, user="<" * 64))
+        for i in range(500)
+    ]
+
+    text, blocks = render_hunt(hunt_result(findings), max_rows=500)
+
+    assert_valid(text, blocks)
+    assert len(blocks) == 50  # header, 48 sections of rows, the "more" line
+    rows = [line for line in all_text(blocks).splitlines() if line.startswith("🔴 ")]
+    assert 0 < len(rows) < 500
+    assert f"{500 - len(rows)} more not shown" in blocks[-1]["elements"][0]["text"]
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+
+
+def test_a_hunt_says_which_targets_could_not_be_read() -> None:
+    errors = [
+        TargetError(Target(OTHER, REGION), "assume_role", "AccessDenied", "<!channel> no"),
+        TargetError(Target("333333333333", REGION), "lookup", "Throttled", "still throttled"),
+    ]
+
+    text, blocks = render_hunt(hunt_result([], errors, accounts=3))
+
+    assert text.endswith("; 2 target(s) could not be read")
+    shown = all_text(blocks)
+    assert f"⚠ `{OTHER}` `{REGION}`: assume_role failed: `AccessDenied` `&lt;!channel&gt; no`" in (
+        shown
+    )
+    assert "0 findings" in text
+    assert_valid(text, blocks)
+
+
+def test_a_hunt_row_shows_status_self_and_failed_calls() -> None:
+    mine = finding_of(self_key(NOW, user="dave"))
+    failed = finding_of(
+        r.create_access_key(
+            r.iam_user(CALLER, "mallory"),
+            CALLER,
+            NOW - timedelta(minutes=1),
+            user="bob",
+            new_key=None,
+            error=("AccessDenied", "no"),
+        )
+    )
+    decided = Finding(mine.event, mine.severity, mine.reasons, EXPECTED_ROTATION, mine.target)
+
+    _, blocks = render_hunt(hunt_result([decided, failed]))
+
+    shown = all_text(blocks)
+    assert "`dave` → (self)" in shown
+    assert "expected rotation" in shown
+    assert "`mallory` → `bob`  `123456789012`  (`AccessDenied`)  open" in shown
+
+
+# --------------------------------------------------------------------------- burst, status, digest
+
+
+def test_burst_summary_counts_per_severity_and_account() -> None:
+    findings = [
+        stored(finding_of(root_key(NOW))),
+        stored(finding_of(key_for_other(NOW))),
+        stored(finding_of(self_key(NOW, account=OTHER), Target(OTHER, REGION))),
+    ]
+
+    text, blocks = render_burst(findings)
+
+    assert text == "🚨 3 new access keys in 2 accounts in the last poll — alerts are in the thread"
+    shown = all_text(blocks)
+    assert "critical 1 · high 1 · medium 1 · low 0 · info 0" in shown
+    assert f"(per account: {CALLER} 2, {OTHER} 1)" in shown
+    assert_valid(text, blocks)
+
+
+def test_status_shows_each_target_and_what_is_pending() -> None:
+    health = [
+        TargetHealth(CALLER, REGION, NOW, NOW - timedelta(minutes=2), None, None, 0),
+        TargetHealth(OTHER, REGION, None, None, "lookup: AccessDenied: <!channel>", NOW, 3),
+    ]
+    runs = [
+        PollRun(NOW - timedelta(minutes=7), NOW - timedelta(minutes=7), True, False, 1, None),
+        PollRun(NOW - timedelta(minutes=2), NOW - timedelta(minutes=2), False, False, 0, "x"),
+    ]
+
+    text, blocks = render_status(health, runs, 4, NOW, 5, scheduler_error="poll: boom")
+
+    assert text == (
+        "Poller: every 5 min, last success 7 min ago, 1 failed poll(s) in 24 h, 4 post(s) pending"
+    )
+    shown = all_text(blocks)
+    assert f"`{CALLER}` `{REGION}`: last read 2 min ago" in shown
+    assert (
+        f"`{OTHER}` `{REGION}`: last read never · ⚠ 3 failure(s): "
+        "`lookup: AccessDenied: &lt;!channel&gt;`"
+    ) in shown
+    assert "⚠ last job error: `poll: boom`" in shown
+    assert_valid(text, blocks)
+
+
+def test_status_before_any_poll() -> None:
+    text, blocks = render_status([], [], 0, NOW, 5)
+    assert "last success never" in text
+    assert "No account has been polled yet." in all_text(blocks)
+
+
+def test_status_with_many_targets_says_how_many_it_left_out() -> None:
+    health = [TargetHealth(f"{i:012d}", REGION, NOW, NOW, None, None, 0) for i in range(1, 61)]
+    _, blocks = render_status(health, [], 0, NOW, 5)
+    shown = all_text(blocks)
+    assert shown.count(": last read 0 min ago") == 40
+    assert "…and 20 more account/region pairs not shown" in shown
+
+
+def test_digest_counts_by_severity_and_status_and_names_the_oldest_open() -> None:
+    old = stored(
+        finding_of(key_for_other(NOW - timedelta(hours=20), actor="alice", user="bob")),
+        stored_at=NOW - timedelta(hours=19),
+    )
+    day = [
+        old,
+        stored(finding_of(root_key(NOW)), EXPECTED_ROTATION, "U0CAROL", NOW),
+        stored(finding_of(self_key(NOW))),
+    ]
+    runs = [PollRun(NOW - timedelta(minutes=2), NOW - timedelta(minutes=2), True, True, 0, None)]
+
+    text, blocks = render_digest(day, [old, day[2]], runs, 5, NOW)
+
+    assert text == (
+        "Yesterday: 3 new key event(s) (critical 1 · high 1 · medium 1 · low 0); "
+        "1 triaged, 2 still open"
+    )
+    shown = all_text(blocks)
+    assert "Oldest open: `alice` → `bob` in `123456789012`, waiting 19 h (2 open in all)" in shown
+    assert "Poller: every 5 min, last success 2 min ago, 0 failure(s) in 24 h" in shown
+    assert_valid(text, blocks)
+
+
+def test_digest_names_the_accounts_it_could_not_read() -> None:
+    health = [
+        TargetHealth(CALLER, REGION, NOW, NOW, None, None, 0),
+        TargetHealth(OTHER, REGION, None, None, "lookup: AccessDenied: <!channel>", NOW, 4),
+    ]
+
+    text, blocks = render_digest([], [], [], 5, NOW, health)
+
+    assert text.endswith("; ⚠ 1 account/region pair(s) could not be read")
+    assert (
+        f"⚠ could not read `{OTHER}` `{REGION}` (4 poll(s) in a row): "
+        "`lookup: AccessDenied: &lt;!channel&gt;`"
+    ) in all_text(blocks)
+    assert_valid(text, blocks)
+
+
+def test_usage_lists_every_form_and_shows_the_problem_as_code() -> None:
+    text, blocks = render_usage("unknown command '<!channel>'")
+
+    assert text == "keyhunt usage"
+    shown = all_text(blocks)
+    assert shown.startswith("⚠ `unknown command '&lt;!channel&gt;'`")
+    for form in ("last &lt;DUR&gt;", "since &lt;T&gt;", "key &lt;ACCESS_KEY_ID&gt;", "status"):
+        assert form in shown
+    assert_valid(text, blocks)
+
+
+def test_usage_has_no_raw_angle_brackets() -> None:
+    _, blocks = render_usage()
+    assert "<" not in all_text(blocks)
+
+
+# --------------------------------------------------------------------------- investigation
+
+
+def test_investigation_lists_activity_bounded_with_iam_facts() -> None:
+    key = "AKIAEXAMPLEKEY123456"
+    creation = finding_of(key_for_other(NOW - timedelta(hours=2), key=key))
+    activity = [
+        ApiActivity(
+            event_id=f"a{i}",
+            event_time=NOW - timedelta(minutes=100 - i),
+            event_source="s3.amazonaws.com",
+            event_name="ListBuckets",
+            region=REGION,
+            account_id=CALLER,
+            source_ip="<!channel>",
+            user_agent=None,
+            error_code="AccessDenied" if i == 0 else None,
+        )
+        for i in range(45)
+    ]
+    report = KeyReport(
+        access_key_id=key,
+        window=WINDOW,
+        targets=[Target(CALLER, REGION)],
+        creation=creation,
+        last_use=KeyLastUse(key, "bob", NOW - timedelta(minutes=5), "s3", REGION),
+        owner_keys=(KeyInfo(key, "Active", NOW), KeyInfo("AKIAOTHEROTHER001234", "Inactive", None)),
+        activity=activity,
+        errors=[TargetError(Target(OTHER, REGION), "lookup", "Throttled", "slow")],
+    )
+
+    text, blocks = render_investigation(report, NOW)
+
+    assert text == "Investigation of AKIA…3456: 45 API call(s) since creation"
+    shown = all_text(blocks)
+    assert shown.count("`s3:ListBuckets`") == 30
+    assert f"…and 15 more: `keyhunt key {key}`" in shown
+    assert "⚠ `AccessDenied`" in shown
+    assert "IAM: owner `bob` · last used 2026-11-29 14:15 UTC in `us-east-1` by `s3`" in shown
+    assert "This key: Active" in shown
+    assert "Other key `AKIA…1234`: Inactive" in shown
+    assert f"`{OTHER}` `{REGION}`: lookup failed" in shown
+    assert "&lt;!channel&gt;" in shown
+    assert_valid(text, blocks)
+
+
+def test_code_neutralises_everything_slack_would_interpret() -> None:
+    assert code("<@U1> & `x`\n*y*") == "`&lt;@U1&gt; &amp; ˋxˋ *y*`"
+    assert code("") == "—"
+    assert code(None) == "—"
+    assert code("a\u202eb\u200dc") == "`a b c`"  # bidi override and zero-width joiner
+    long = code("x" * 500, limit=50)
+    assert len(long) == 52
+    assert long.endswith("…`")
+    assert re.fullmatch(r"`[^`]*`", code("`" * 10))

@@ -1,0 +1,411 @@
+"""The state store on a real SQLite file: dedupe, exclusive claims, compare-and-set decisions,
+checkpoints, leases, migrations. Concurrency is exercised with real threads and separate
+Store instances (one per would-be process) on the same file."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import update
+
+from bot.store import (
+    EXPECTED_ROTATION,
+    INVESTIGATING,
+    OPEN,
+    PENDING,
+    POSTED,
+    SKIPPED,
+    PollRun,
+    Store,
+    schema_info,
+)
+from checks.model import Finding, Target
+from tests.slackbot import CALLER, REGION, finding_of, key_for_other, root_key, self_key
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'keyhunt.db'}"
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    opened = Store(url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def findings(count: int, start: datetime = NOW) -> list[Finding]:
+    return [finding_of(root_key(start - timedelta(minutes=i))) for i in range(count)]
+
+
+def in_parallel(count: int, work: Callable[[int], T]) -> list[T]:
+    """Run work(0..count-1) in threads released together."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> T:
+        barrier.wait()
+        return work(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def other_stores(url: str, count: int) -> list[Store]:
+    stores = [Store(url) for _ in range(count)]
+    for s in stores:
+        s.migrate()
+    return stores
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def test_add_findings_returns_only_the_new_ones_and_leaves_stored_ones_alone(
+    store: Store,
+) -> None:
+    first, second = findings(2)
+    assert store.add_findings([first]) == [first.event.event_id]
+    store.decide(first.event.event_id, EXPECTED_ROTATION, "U0CAROL", NOW)
+    store.claim_pending("me")
+    store.mark_posted(first.event.event_id, "C0ALERTS", "1700000000.000100")
+
+    again = store.add_findings([first, second, second])  # seen again, plus a new one twice
+
+    assert again == [second.event.event_id]
+    kept = store.get(first.event.event_id)
+    assert kept is not None
+    assert (kept.status, kept.post_state, kept.ts) == (
+        EXPECTED_ROTATION,
+        POSTED,
+        "1700000000.000100",
+    )
+    assert store.add_findings([]) == []
+
+
+def test_a_stored_finding_keeps_the_contract_record(store: Store) -> None:
+    finding = finding_of(key_for_other(NOW, actor="alice", user="bob"))
+    store.add_findings([finding])
+
+    stored = store.get(finding.event.event_id)
+
+    assert stored is not None
+    assert stored.record == {**finding.to_record(), "status": OPEN}
+    assert stored.event_time == finding.event.event_time
+    assert stored.severity == finding.severity.value
+    assert store.get("no-such-event") is None
+
+
+def test_the_same_findings_added_by_many_processes_at_once_are_new_exactly_once(
+    url: str, store: Store
+) -> None:
+    batch = findings(40)
+    stores = other_stores(url, 4)
+
+    results = in_parallel(4, lambda i: stores[i].add_findings(batch))
+
+    everything = [event_id for result in results for event_id in result]
+    assert sorted(everything) == sorted(f.event.event_id for f in batch)
+    assert store.pending_count() == 40
+
+
+def test_statuses_for_many_ids_in_chunks(store: Store) -> None:
+    batch = findings(30)
+    store.add_findings(batch)
+    decided = batch[3].event.event_id
+    store.decide(decided, INVESTIGATING, "U0CAROL")
+    wanted = [f.event.event_id for f in batch] + [f"unknown-{i}" for i in range(1200)]
+
+    statuses = store.statuses(wanted)
+
+    assert len(statuses) == 30
+    assert statuses[decided] == INVESTIGATING
+    assert {s for k, s in statuses.items() if k != decided} == {OPEN}
+    assert store.statuses([]) == {}
+
+
+def test_open_findings_oldest_first_without_suppressed_or_decided(store: Store) -> None:
+    old, mid, new = findings(3)[::-1]
+    suppressed = dataclasses.replace(
+        finding_of(self_key(NOW - timedelta(hours=5))), reasons=("self_service", "suppressed")
+    )
+    store.add_findings([new, old, mid, suppressed])
+    store.decide(mid.event.event_id, EXPECTED_ROTATION, "U0CAROL")
+
+    assert [f.event_id for f in store.open_findings()] == [old.event.event_id, new.event.event_id]
+    skipped = store.get(suppressed.event.event_id)
+    assert skipped is not None
+    assert skipped.post_state == SKIPPED
+
+
+def test_findings_between_is_by_stored_time_newest_event_first(store: Store) -> None:
+    a, b, c = findings(3)
+    store.add_findings([a], now=NOW - timedelta(days=2))
+    store.add_findings([b, c], now=NOW - timedelta(hours=2))
+
+    day = store.findings_between(NOW - timedelta(hours=24), NOW)
+
+    assert [f.event_id for f in day] == [b.event.event_id, c.event.event_id]
+
+
+# --------------------------------------------------------------------------- posting
+
+
+def test_claims_are_exclusive_across_processes(url: str, store: Store) -> None:
+    store.add_findings(findings(60))
+    stores = other_stores(url, 4)
+
+    claims = in_parallel(4, lambda i: stores[i].claim_pending(f"owner-{i}", limit=100, now=NOW))
+
+    ids = [f.event_id for claim in claims for f in claim]
+    assert len(ids) == 60
+    assert len(set(ids)) == 60  # nobody holds a finding another one holds
+    assert store.claim_pending("late", now=NOW) == []
+
+
+def test_claims_come_oldest_event_first_up_to_the_limit(store: Store) -> None:
+    batch = findings(5)  # newest first
+    store.add_findings(batch)
+
+    claimed = store.claim_pending("me", limit=2, now=NOW)
+
+    assert [f.event_id for f in claimed] == [f.event.event_id for f in batch[::-1][:2]]
+
+
+def test_an_expired_claim_is_taken_over_and_a_live_one_is_not(store: Store) -> None:
+    (finding,) = findings(1)
+    store.add_findings([finding])
+    assert len(store.claim_pending("crashed", lease=timedelta(minutes=2), now=NOW)) == 1
+
+    assert store.claim_pending("other", now=NOW + timedelta(minutes=1)) == []
+    taken = store.claim_pending("other", now=NOW + timedelta(minutes=3))
+
+    assert [f.event_id for f in taken] == [finding.event.event_id]
+
+
+def test_posted_leaves_pending_and_a_failure_releases_the_claim(store: Store) -> None:
+    ok, failing = findings(2)
+    store.add_findings([ok, failing])
+    store.claim_pending("me", now=NOW)
+
+    store.mark_posted(ok.event.event_id, "C0ALERTS", "1700000000.000100", "1700000000.000001")
+    store.mark_post_failed(failing.event.event_id, "Slack API error: ratelimited (HTTP 429)")
+
+    assert store.pending_count() == 1
+    posted = store.get(ok.event.event_id)
+    assert posted is not None
+    assert (posted.post_state, posted.channel, posted.ts, posted.thread_ts) == (
+        POSTED,
+        "C0ALERTS",
+        "1700000000.000100",
+        "1700000000.000001",
+    )
+    retry = store.claim_pending("anyone", now=NOW)  # released at once, for any process
+    assert [f.event_id for f in retry] == [failing.event.event_id]
+    assert retry[0].post_state == PENDING
+
+
+def test_suppressed_findings_are_never_claimed(store: Store) -> None:
+    (finding,) = findings(1)
+    store.add_findings([dataclasses.replace(finding, reasons=(*finding.reasons, "suppressed"))])
+
+    assert store.claim_pending("me", now=NOW) == []
+    assert store.pending_count() == 0
+
+
+# --------------------------------------------------------------------------- triage
+
+
+def test_decide_is_compare_and_set_with_an_audit_log(store: Store) -> None:
+    (finding,) = findings(1)
+    event_id = finding.event.event_id
+    store.add_findings([finding])
+
+    first = store.decide(event_id, EXPECTED_ROTATION, "U0CAROL", NOW)
+    repeat = store.decide(event_id, EXPECTED_ROTATION, "U0DAVE", NOW + timedelta(minutes=1))
+    reopened = store.decide(event_id, INVESTIGATING, "U0DAVE", NOW + timedelta(minutes=2))
+
+    assert first is not None
+    assert (first.changed, first.previous_status, first.user_id) == (True, OPEN, "U0CAROL")
+    assert repeat is not None
+    # The repeat changes nothing and reports the decision that stands.
+    assert (repeat.changed, repeat.user_id, repeat.at) == (False, "U0CAROL", NOW)
+    assert reopened is not None
+    assert (reopened.changed, reopened.previous_status) == (True, EXPECTED_ROTATION)
+    history = store.history(event_id)
+    assert [(d.previous_status, d.status, d.user_id, d.at) for d in history] == [
+        (OPEN, EXPECTED_ROTATION, "U0CAROL", NOW),
+        (EXPECTED_ROTATION, INVESTIGATING, "U0DAVE", NOW + timedelta(minutes=2)),
+    ]
+    stored = store.get(event_id)
+    assert stored is not None
+    assert (stored.status, stored.assignee, stored.decided_by) == (
+        INVESTIGATING,
+        "U0DAVE",
+        "U0DAVE",
+    )
+    assert stored.decided_at == NOW + timedelta(minutes=2)
+
+
+def test_decide_refuses_unknown_statuses_and_events(store: Store) -> None:
+    (finding,) = findings(1)
+    store.add_findings([finding])
+    with pytest.raises(ValueError, match="unknown status"):
+        store.decide(finding.event.event_id, "closed", "U0CAROL")
+    assert store.decide("no-such-event", EXPECTED_ROTATION, "U0CAROL") is None
+    assert store.history(finding.event.event_id) == []
+
+
+def test_concurrent_identical_decisions_are_logged_once(url: str, store: Store) -> None:
+    (finding,) = findings(1)
+    store.add_findings([finding])
+    stores = other_stores(url, 6)
+
+    decisions = in_parallel(
+        6, lambda i: stores[i].decide(finding.event.event_id, EXPECTED_ROTATION, f"U0USER{i}")
+    )
+
+    assert sum(1 for d in decisions if d is not None and d.changed) == 1
+    (entry,) = store.history(finding.event.event_id)
+    winner = next(d for d in decisions if d is not None and d.changed)
+    assert entry.user_id == winner.user_id
+
+
+def test_concurrent_different_decisions_leave_a_consistent_chain(url: str, store: Store) -> None:
+    (finding,) = findings(1)
+    event_id = finding.event.event_id
+    store.add_findings([finding])
+    stores = other_stores(url, 6)
+    wanted = [EXPECTED_ROTATION, INVESTIGATING] * 3
+
+    in_parallel(6, lambda i: stores[i].decide(event_id, wanted[i], f"U0USER{i}"))
+
+    history = store.history(event_id)
+    assert history
+    assert history[0].previous_status == OPEN
+    for before, after in itertools.pairwise(history):
+        assert after.previous_status == before.status != after.status
+    final = store.get(event_id)
+    assert final is not None
+    assert final.status == history[-1].status
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_move_on_success_and_stay_on_failure(store: Store) -> None:
+    target, other = Target(CALLER, REGION), Target(CALLER, "eu-west-1")
+    assert store.checkpoint(target) is None
+
+    store.target_succeeded(target, NOW, NOW + timedelta(seconds=5))
+    store.target_failed(
+        target, "lookup: ThrottlingException: Rate exceeded", NOW + timedelta(minutes=1)
+    )
+    store.target_failed(target, "lookup: ThrottlingException: again", NOW + timedelta(minutes=2))
+    store.target_failed(other, "assume_role: AccessDenied: no", NOW)
+
+    assert store.checkpoint(target) == NOW
+    health = {h.region: h for h in store.target_health()}
+    assert health[REGION].consecutive_failures == 2
+    assert health[REGION].last_error == "lookup: ThrottlingException: again"
+    assert health[REGION].last_success_at == NOW + timedelta(seconds=5)
+    assert health["eu-west-1"].checkpoint is None
+    assert health["eu-west-1"].consecutive_failures == 1
+
+    store.target_succeeded(target, NOW + timedelta(hours=1), NOW + timedelta(hours=1))
+    recovered = {h.region: h for h in store.target_health()}[REGION]
+    assert recovered.consecutive_failures == 0
+    assert recovered.last_error is None
+    assert store.checkpoint(target) == NOW + timedelta(hours=1)
+
+
+def test_poll_runs_and_the_last_successful_poll(store: Store) -> None:
+    assert store.last_successful_poll() is None
+    store.record_poll(PollRun(NOW, NOW + timedelta(seconds=3), True, True, 2, None))
+    store.record_poll(
+        PollRun(NOW + timedelta(minutes=5), NOW + timedelta(minutes=5), False, False, 0, "boom")
+    )
+
+    assert store.last_successful_poll() == NOW + timedelta(seconds=3)
+    runs = store.poll_runs_since(NOW - timedelta(hours=1))
+    assert [(r.ok, r.new_findings, r.error) for r in runs] == [(True, 2, None), (False, 0, "boom")]
+    assert store.poll_runs_since(NOW + timedelta(minutes=1))[0].error == "boom"
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_a_lease_is_held_renewed_expires_and_is_taken_over(store: Store) -> None:
+    ttl = timedelta(minutes=2)
+    assert store.acquire_lease("poller", "a", ttl, NOW)
+    assert not store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=1))
+    assert store.acquire_lease("poller", "a", ttl, NOW + timedelta(minutes=1))  # renewed
+    assert store.lease_holder("poller", NOW + timedelta(minutes=2)) == "a"
+
+    assert not store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=2, seconds=59))
+    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) is None  # expired
+    assert store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=4))
+    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) == "b"
+
+    store.release_lease("poller", "a")  # not the holder: nothing happens
+    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) == "b"
+    store.release_lease("poller", "b")
+    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) is None
+    assert store.acquire_lease("other-lease", "a", ttl, NOW)  # leases are independent
+
+
+def test_only_one_of_many_replicas_gets_a_free_lease(url: str, store: Store) -> None:
+    stores = other_stores(url, 6)
+
+    won = in_parallel(
+        6, lambda i: stores[i].acquire_lease("poller", f"replica-{i}", timedelta(minutes=2), NOW)
+    )
+
+    assert won.count(True) == 1
+    assert store.lease_holder("poller", NOW) == f"replica-{won.index(True)}"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_migrate_is_idempotent_and_keeps_data(url: str, store: Store) -> None:
+    (finding,) = findings(1)
+    store.add_findings([finding])
+
+    store.migrate()
+    Store(url).migrate()
+
+    assert store.get(finding.event.event_id) is not None
+    with store.engine.connect() as conn:
+        assert conn.execute(schema_info.select()).fetchall() == [(1, 1)]
+
+
+def test_many_processes_migrating_a_new_database_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    stores = [Store(url) for _ in range(4)]
+
+    in_parallel(4, lambda i: stores[i].migrate())
+
+    with stores[0].engine.connect() as conn:
+        assert conn.execute(schema_info.select()).fetchall() == [(1, 1)]
+    stores[0].ping()
+
+
+def test_a_database_from_a_newer_keyhunt_is_refused(url: str, store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(schema_info).values(version=99))
+
+    with pytest.raises(RuntimeError, match="newer than this keyhunt"):
+        Store(url).migrate()

@@ -46,7 +46,6 @@ from tests.slackbot import (
     isolate_process_from_aws,
     now_utc,
     root_key,
-    stop_http,
 )
 
 
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             answers = {p.key: p for p in slack.responses if p.key in wanted}
             total = time.monotonic() - began
         finally:
-            stop_http(bot.server)
+            bot.server.stop()
             bot.runtime.store.close()
 
     acks = [s.ack_ms for s in sent]

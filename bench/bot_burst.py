@@ -42,7 +42,6 @@ from tests.slackbot import (
     posted_alerts,
     root_key,
     self_key,
-    stop_http,
 )
 
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             outcome = bot.poll()
             elapsed = time.monotonic() - started
         finally:
-            stop_http(bot.server)
+            bot.server.stop()
             bot.runtime.store.close()
 
         posts = slack.calls_to("chat.postMessage")

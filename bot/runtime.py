@@ -105,8 +105,15 @@ def health_of(runtime: Runtime) -> Health:
     limit = 3 * runtime.settings.poll_interval.total_seconds() + 120
     # A replica that is not the leader does not poll; the shared store still tells the age.
     fresh = age is not None and age <= limit
-    ok = alive and (fresh or age is None)
-    detail = "ok" if ok else ("scheduler stopped" if not alive else "last successful poll too old")
+    health = runtime.store.target_health()
+    all_failing = bool(health) and all(h.consecutive_failures for h in health)
+    ok = alive and (fresh or age is None) and not all_failing
+    if not alive:
+        detail = "scheduler stopped"
+    elif all_failing:
+        detail = "no account or region could be read in the last poll"
+    else:
+        detail = "ok" if ok else "last successful poll too old"
     return Health(ok, alive, age, detail)
 
 

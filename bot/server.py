@@ -98,9 +98,29 @@ class HttpServer:
         self._server.run()
 
     def stop(self) -> None:
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        """Shut down inside waitress's own loop thread (its trigger runs thunks there):
+        closing its sockets from this thread races the loop's select() and the workers."""
+        from waitress import wasyncore
+
+        server: Any = self._server
+        closed = threading.Event()
+
+        def close_in_loop() -> None:
+            server.task_dispatcher.shutdown()
+            wasyncore.close_all(server._map)
+            closed.set()
+
+        if self._thread is None:
+            close_in_loop()
+            return
+        try:
+            server.trigger.pull_trigger(close_in_loop)
+        except OSError:
+            # Another wake-up ran the thunk between the trigger's append and its write and
+            # closed the pipe being written to: the shutdown happened all the same.
+            if not closed.wait(timeout=10):
+                raise
+        self._thread.join(timeout=10)
 
 
 def poll_age(last_success: datetime | None, now: datetime | None = None) -> float | None:

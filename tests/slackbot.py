@@ -354,7 +354,7 @@ class Bot:
         return self.runtime.poller.run_once()
 
     def close(self) -> None:
-        stop_http(self.server)
+        self.server.stop()
         self.runtime.store.close()
 
     # ---- talking to it like Slack ---------------------------------------------------
@@ -431,37 +431,6 @@ class Bot:
                 return exc.code, json.loads(exc.read())
             finally:
                 exc.close()
-
-
-def stop_http(http: HttpServer) -> None:
-    """Stop a bot.server.HttpServer without the races of its own stop().
-
-    HttpServer.stop() closes waitress's sockets and wake-up pipe from the calling thread
-    while the loop thread is still select()ing on them, and leaves the 8 worker threads
-    running: the loop thread dies with EBADF, or a worker finishing a response with
-    "os.write(self.trigger): Bad file descriptor", and pytest reports either as an error.
-    Here the shutdown runs inside the loop thread (waitress's trigger thunks are made for
-    this): workers are stopped first, then every socket is closed, and the loop ends.
-    """
-    from waitress import wasyncore
-
-    server = http._server  # working around HttpServer.stop (see above)
-    closed = threading.Event()
-
-    def close_in_loop() -> None:
-        server.task_dispatcher.shutdown()
-        wasyncore.close_all(server._map)
-        closed.set()
-
-    try:
-        server.trigger.pull_trigger(close_in_loop)
-    except OSError:
-        # Another wake-up ran the thunk between pull_trigger's append and its write, and
-        # the thunk closed the pipe being written to: the shutdown happened all the same.
-        if not closed.wait(timeout=10):
-            raise
-    if http._thread is not None:
-        http._thread.join(timeout=10)
 
 
 class BotFactory:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -255,3 +255,18 @@ def run_keyhunt(
         timeout=timeout,
         check=False,
     )
+
+
+if TYPE_CHECKING:
+    from tests.slackbot import BotFactory
+
+
+@pytest.fixture
+def make_bot(
+    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BotFactory]:
+    """The whole bot (runtime, Bolt app over HTTP, SQLite store) against the fakes."""
+    from tests.slackbot import BotFactory
+
+    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
+        yield factory

@@ -438,10 +438,7 @@ class BotFactory:
 
     In a test file::
 
-        @pytest.fixture
-        def make_bot(clean_fake_aws, tmp_path, monkeypatch):
-            with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-                yield factory
+        (tests/conftest.py provides it as the `make_bot` fixture.)
     """
 
     def __init__(self, aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

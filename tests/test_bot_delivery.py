@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
-from bot.fakes.aws import FakeAWS
 from bot.render import ACTION_EXPECTED
 from tests.conftest import keyhunt_env, run_keyhunt
 from tests.slackbot import (
@@ -35,14 +31,6 @@ from tests.slackbot import (
     statuses_met,
     wait_for,
 )
-
-
-@pytest.fixture
-def make_bot(
-    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BotFactory]:
-    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-        yield factory
 
 
 def test_pollers_in_two_processes_and_a_replica_post_each_finding_once(

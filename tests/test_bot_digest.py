@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.digest import post_digest
-from bot.fakes.aws import FakeAWS
 from bot.store import EXPECTED_ROTATION
 from tests.slackbot import (
     CHANNEL,
@@ -24,14 +19,6 @@ from tests.slackbot import (
     self_key,
     unique,
 )
-
-
-@pytest.fixture
-def make_bot(
-    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BotFactory]:
-    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-        yield factory
 
 
 def test_digest_counts_by_severity_and_status_names_the_oldest_open_and_poller_health(

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
-import pytest
 
 from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS
 from bot.fakes.slack import post_to_bot
 from bot.hunting import HuntRequest
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
@@ -42,14 +39,6 @@ from tests.slackbot import (
     unique,
     wait_for,
 )
-
-
-@pytest.fixture
-def make_bot(
-    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BotFactory]:
-    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-        yield factory
 
 
 def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(

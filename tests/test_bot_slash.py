@@ -7,15 +7,12 @@ through response_url; `help` and any text it cannot parse answer with usage.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.fakes.aws import FakeAWS
 from bot.render import ACTION_EXPECTED
 from tests.slackbot import (
     CALLER,
@@ -30,14 +27,6 @@ from tests.slackbot import (
     unique,
     wait_for,
 )
-
-
-@pytest.fixture
-def make_bot(
-    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BotFactory]:
-    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-        yield factory
 
 
 @pytest.fixture

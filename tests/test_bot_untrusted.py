@@ -9,15 +9,10 @@ Block Kit's limits and would refuse an oversized message.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS
 from bot.render import ACTION_EXPECTED
 from tests.slackbot import (
     CALLER,
@@ -40,13 +35,6 @@ from tests.slackbot import (
 HOSTILE_AGENT = "<!channel> <https://evil.example|click> *bold* `backtick` _it_ ~strike~"
 HOSTILE_NAME = "<@U123>"
 
-
-@pytest.fixture
-def make_bot(
-    clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BotFactory]:
-    with BotFactory(clean_fake_aws, tmp_path, monkeypatch) as factory:
-        yield factory
 
 
 def hostile_records(when: Any) -> list[dict[str, Any]]:

@@ -436,9 +436,7 @@ class Bot:
 class BotFactory:
     """Builds bots (replicas) sharing one FakeSlack and the FakeAWS the test was given.
 
-    In a test file::
-
-        (tests/conftest.py provides it as the `make_bot` fixture.)
+    Tests get one through the `make_bot` fixture in tests/conftest.py.
     """
 
     def __init__(self, aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
 """A burst: many new findings in one poll cycle, delivered under Slack's per-channel rate limit.
 
-    python -m bench.bot_burst [--findings 200] [--slack-rate 1.0] [--post-rate 1.0]
+    python -m bench.bot_burst [--findings 200] [--slack-rate 1.0] [--post-rate 0.9]
                               [--threshold 10]
 
 The real poll cycle (`Poller.run_once` from `build_runtime`: hunt through boto3 against
@@ -8,7 +8,7 @@ FakeAWS, store in SQLite, then `Poster.deliver_pending` through the Web API clie
 retry handlers) against FakeSlack with `enforce_rate_limit(--slack-rate)`: a second
 chat.postMessage to the channel within 1/rate seconds is answered HTTP 429 with
 Retry-After: 1, as Slack does. The Poster paces itself at `--post-rate` (the product's
-default is 1/s).
+default, bot.posting.POSTS_PER_SECOND, is 0.9/s).
 
 Prints the time from the start of the cycle until every finding was delivered (and how much of
 it was the hunt), the number of channel-level (top-level) messages, thread replies, the 429s
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bot.fakes.aws import FakeAWS
 from bot.fakes.slack import FakeSlack
+from bot.posting import POSTS_PER_SECOND
 from tests.slackbot import (
     BOT_TOKEN,
     CALLER,
@@ -113,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--findings", type=int, default=200)
     parser.add_argument("--slack-rate", type=float, default=1.0, help="FakeSlack posts/s")
-    parser.add_argument("--post-rate", type=float, default=1.0, help="Poster posts/s")
+    parser.add_argument(
+        "--post-rate", type=float, default=POSTS_PER_SECOND, help="Poster posts/s (product default)"
+    )
     parser.add_argument("--threshold", type=int, default=10, help="KEYHUNT_BURST_THRESHOLD")
     args = parser.parse_args(argv)
     print(f"keyhunt burst delivery — Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")

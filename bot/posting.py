@@ -23,6 +23,9 @@ from checks.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 BATCH = 200
+# Slack allows about one message a second per channel; just under it, a burst of 200 met no
+# 429 where exactly 1/s met one per post (bench/bot_burst.py).
+POSTS_PER_SECOND = 0.9
 # Each finding is claimed just before its own post, so the claim only has to outlive one
 # chat.postMessage with its retries; a poster that dies frees its claim within a minute.
 CLAIM_LEASE = timedelta(minutes=1)
@@ -43,7 +46,7 @@ class Poster:
         channel: str,
         owner: str,
         burst_threshold: int = 10,
-        posts_per_second: float = 0.9,
+        posts_per_second: float = POSTS_PER_SECOND,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -51,8 +54,6 @@ class Poster:
         self.channel = channel
         self.owner = owner
         self.burst_threshold = burst_threshold
-        # Slack allows about one message a second per channel; just under it, a burst of
-        # 200 met no 429 where exactly 1/s met one per post (bench/bot_burst.py).
         self.limiter = RateLimiter(posts_per_second)
         self.clock = clock
 

@@ -26,32 +26,13 @@ from tests.samples import (
     sample_event,
     sample_record,
 )
+from tests.scenario import FINDING_KEYS
 
 CRITICAL, HIGH, MEDIUM, LOW = "critical", "high", "medium", "low"
 ROOT, OTHER, SELF = "root_actor", "key_for_other_user", "self_service"
 FAILED, CONSOLE, ROTATION = "failed_attempt", "console", "likely_rotation"
 
-# CONTRACT section 2, in its order.
-CONTRACT_FIELDS = (
-    "event_id",
-    "event_time",
-    "account_id",
-    "region",
-    "event_name",
-    "actor_type",
-    "actor_arn",
-    "actor_name",
-    "target_user",
-    "access_key_id",
-    "key_status",
-    "key_create_date",
-    "source_ip",
-    "user_agent",
-    "error_code",
-    "severity",
-    "reasons",
-    "status",
-)
+CONTRACT_FIELDS = FINDING_KEYS  # CONTRACT section 2, written out once in tests/scenario.py
 ISO_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 

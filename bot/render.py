@@ -34,10 +34,17 @@ EMOJI = {
     "low": "🟡",
     "info": "⚪",
 }
+# (what happened, what was tried when the call failed), by the reason that set the severity
 HEADLINES = {
-    "root_actor": "root user created an access key",
-    "key_for_other_user": "access key created for another user",
-    "self_service": "user created an access key for itself",
+    "root_actor": ("root user created an access key", "root user tried to create an access key"),
+    "key_for_other_user": (
+        "access key created for another user",
+        "failed attempt to create a key for another user",
+    ),
+    "self_service": (
+        "user created an access key for itself",
+        "user tried to create an access key for itself",
+    ),
 }
 REASON_WORDS = {
     "root_actor": "made by the root user",
@@ -137,15 +144,11 @@ def waited(delta: timedelta) -> str:
 
 # -- the alert -----------------------------------------------------------------------------
 def headline(record: dict[str, Any]) -> str:
-    for reason in ("root_actor", "key_for_other_user", "self_service"):
-        if reason in record["reasons"]:
-            words = HEADLINES[reason]
-            break
-    else:
-        words = "access key created"
-    if record.get("error_code"):
-        words = "failed attempt: " + words.replace("created", "creation").replace("made", "made")
-    return words
+    done, tried = next(
+        (HEADLINES[r] for r in HEADLINES if r in record["reasons"]),
+        ("access key created", "failed attempt to create an access key"),
+    )
+    return tried if record.get("error_code") else done
 
 
 def alert_text(record: dict[str, Any]) -> str:

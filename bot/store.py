@@ -735,7 +735,6 @@ def open_store_if_present(settings: Settings) -> Store | None:
             return None
     try:
         store = Store(url)
-        store.statuses([])
         with store.engine.connect() as conn:
             if not store.engine.dialect.has_table(conn, "findings"):
                 return None

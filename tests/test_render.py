@@ -519,3 +519,25 @@ def test_code_neutralises_everything_slack_would_interpret() -> None:
     assert len(long) == 52
     assert long.endswith("…`")
     assert re.fullmatch(r"`[^`]*`", code("`" * 10))
+
+
+@pytest.mark.parametrize(
+    ("reasons", "error", "expected"),
+    [
+        (["self_service"], None, "user created an access key for itself"),
+        (
+            ["self_service", "failed_attempt"],
+            "LimitExceeded",
+            "user tried to create an access key for itself",
+        ),
+        (["root_actor"], "AccessDenied", "root user tried to create an access key"),
+        (["key_for_other_user"], "AccessDenied", "failed attempt to create a key for another user"),
+        ([], None, "access key created"),
+    ],
+)
+def test_headline_reads_right_for_failed_calls(
+    reasons: list[str], error: str | None, expected: str
+) -> None:
+    from bot.render import headline
+
+    assert headline({"reasons": reasons, "error_code": error}) == expected

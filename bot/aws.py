@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 
 from bot.settings import Settings
@@ -48,7 +50,8 @@ def targets_for(
     return [Target(account, region) for account in chosen for region in settings.regions]
 
 
-def hunt_options(settings: Settings, **filters: object) -> HuntOptions:
+def hunt_options(settings: Settings, **filters: Any) -> HuntOptions:
+    """The settings' hunt options, plus per-hunt filters (user, actor, known_event_ids, ...)."""
     return HuntOptions(
         rotation_window=settings.rotation_window,
         suppressions=settings.suppressions,
@@ -56,5 +59,5 @@ def hunt_options(settings: Settings, **filters: object) -> HuntOptions:
         max_workers=settings.max_workers,
         rate_per_target=settings.rate_per_target,
         throttling=Throttling(deadline_seconds=settings.throttle_deadline_seconds),
-        **filters,  # type: ignore[arg-type]
+        **filters,
     )

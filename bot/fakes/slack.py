@@ -21,15 +21,43 @@ Behaviour worth knowing (it mirrors Slack, or slack_sdk's handling of it):
 * A missing token answers ``not_authed`` and a wrong one ``invalid_auth`` (Slack's split).
 * ``WebClient`` warns (``UserWarning``) when ``blocks`` come without ``text``; this project's
   pytest config turns warnings into errors, so tests posting blocks-only must expect it.
+* Message ``ts`` values come from the wall clock, as on Slack: ``"1733486400.123456"`` is
+  epoch seconds and six digits of microseconds, strictly increasing and unique (two posts in
+  the same microsecond get consecutive microseconds), so ``oldest``/``latest`` filters given
+  as real times work. ``FakeSlack(clock=...)`` swaps the clock.
+* Message metadata (``{"event_type": str, "event_payload": object}``) is accepted by
+  chat.postMessage and chat.update and checked as Slack does (``invalid_metadata_format``).
+  chat.update keeps the old metadata when it sends none and drops it when it sends ``{}``.
+  conversations.history / conversations.replies return a message's ``metadata`` only when
+  the call passes ``include_all_metadata`` -- the app's own messages included.
+* conversations.history lists top-level messages (and thread replies posted with
+  ``reply_broadcast``) newest first, up to ``limit`` (default 100, at most 999) per page.
+  Like Slack, a page is the messages closest to ``latest``, unless only ``oldest`` is given:
+  then it is the messages closest to ``oldest`` (still newest first within the page) and the
+  cursor walks forward in time. ``oldest``/``latest`` are exclusive unless ``inclusive``.
+  ``has_more`` and ``response_metadata.next_cursor`` page through the rest; the last page
+  has ``has_more: false`` and no ``response_metadata``.
+* conversations.replies returns the thread's parent first, then its replies oldest first
+  (default and maximum ``limit`` 1000). The parent opens the first page whatever
+  ``oldest``/``latest`` say and counts towards ``limit``; pages reached by ``cursor`` hold
+  replies only. A reply's ``ts`` gives that reply alone, and an unknown ``ts``
+  ``thread_not_found``.
+* ``fail_next`` refuses calls before they are processed (429, 5xx, an ``ok: false``), as
+  Slack's refusals do; ``fail_next(..., after_accept=True)``, ``drop_next`` and
+  ``delay_next`` model the dangerous case instead: the call is processed in full (the message
+  is stored and listed in history) and then its answer is lost to a 5xx, a connection closed
+  without any HTTP response, or a response held past the client's read timeout.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
-import itertools
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -38,6 +66,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
@@ -71,10 +100,12 @@ MAX_BUTTON_VALUE = 2000
 MAX_ID_LENGTH = 255  # block_id and action_id
 MAX_MESSAGE_TEXT = 40000  # Slack answers msg_too_long beyond this
 
-# Slack timestamps are "seconds.microseconds" strings; ours start here and grow by 100 µs
-# per message, so they are unique, sortable as strings and look like the real thing.
-_TS_EPOCH_MICROS = 1_700_000_000 * 1_000_000
-_TS_STEP_MICROS = 100
+# conversations.history and conversations.replies page sizes (Slack's defaults and maxima;
+# a larger limit is cut down to the maximum, as Slack does).
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 999
+REPLIES_DEFAULT_LIMIT = 1000
+REPLIES_MAX_LIMIT = 1000
 
 _APP_ID = "A0KEYHUNT"
 _BOT_ID = "B0BOT"
@@ -91,17 +122,34 @@ _JSON_FORM_FIELDS = ("blocks", "attachments", "metadata")
 
 @dataclass(slots=True)
 class ApiCall:
-    """One Web API request as the fake saw it, and what it answered."""
+    """One Web API request as the fake saw it, and what it answered.
+
+    ``ok`` and ``response`` are the method's own answer: ``ok`` is true when Slack accepted
+    the call and did what it asks (a message stored...). ``status`` and ``error`` are what the
+    client was actually sent. They differ only when an injected fault lost the answer of an
+    accepted call (``lost`` says how): then ``ok`` may be true while ``status`` is 500 (or 0,
+    no HTTP response at all), and ``response`` still carries the ``ts`` the client never saw.
+    """
 
     method: str
-    args: JsonDict  # body + query params, token removed, blocks JSON-decoded
+    args: JsonDict  # body + query params, token removed, blocks/metadata JSON-decoded
     headers: dict[str, str]
-    status: int = 200  # HTTP status answered
+    status: int = 200  # HTTP status sent; 0 when the connection was closed without one
     at: float = field(default_factory=time.monotonic)
     ok: bool = False
-    error: str | None = None
+    error: str | None = None  # the error sent to the client, if any
     response: JsonDict = field(default_factory=dict)
     missing_text: bool = False  # blocks/attachments without top-level text (accessibility)
+    # How the answer of a processed call was lost: "server_error" (a 5xx was sent instead),
+    # "closed" (the connection was closed without a response), "delayed" (the response was
+    # held ``held`` seconds: a client with a shorter read timeout gave up). None: not lost.
+    lost: str | None = None
+    held: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        """Slack processed the call (whatever the client heard): same as ``ok``."""
+        return self.ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +157,7 @@ class MessageVersion:
     text: str
     blocks: list[JsonDict]
     at: float
+    metadata: JsonDict | None = None
 
 
 @dataclass(slots=True)
@@ -123,13 +172,19 @@ class Message:
     user: str = "U0BOT"
     updated_count: int = 0
     history: list[MessageVersion] = field(default_factory=list)
+    metadata: JsonDict | None = None  # {"event_type": ..., "event_payload": {...}}
+    reply_broadcast: bool = False  # a thread reply also shown in the channel
 
     @property
     def is_reply(self) -> bool:
         return self.thread_ts is not None and self.thread_ts != self.ts
 
-    def as_dict(self, *, team_id: str = "T0001") -> JsonDict:
-        """The message as Slack renders it in API responses and interactivity payloads."""
+    def as_dict(self, *, team_id: str = "T0001", include_metadata: bool = True) -> JsonDict:
+        """The message as Slack renders it in API responses and interactivity payloads.
+
+        ``include_metadata=False`` leaves out ``metadata``, as conversations.history and
+        conversations.replies do unless called with ``include_all_metadata``.
+        """
         message: JsonDict = {
             "type": "message",
             "user": self.user,
@@ -139,10 +194,14 @@ class Message:
             "ts": self.ts,
             "team": team_id,
         }
+        if self.reply_broadcast and self.is_reply:
+            message["subtype"] = "thread_broadcast"
         if self.blocks:
             message["blocks"] = self.blocks
         if self.thread_ts is not None:
             message["thread_ts"] = self.thread_ts
+        if include_metadata and self.metadata is not None:
+            message["metadata"] = self.metadata
         return message
 
 
@@ -174,6 +233,11 @@ class _Fault:
     remaining: int
     retry_after: int
     error: str | None
+    # "refuse": answered instead of processing. The others process the call, then lose its
+    # answer: "server_error" (send ``status``), "closed" (no response), "delayed" (hold it).
+    # "pass" answers as usual: it only lets calls by before the next fault in the queue.
+    kind: str = "refuse"
+    delay: float = 0.0
 
 
 class _SlackError(Exception):
@@ -194,6 +258,8 @@ class _Reply:
     status: int
     body: bytes
     headers: dict[str, str]
+    close: bool = False  # close the connection without sending anything
+    hold: float = 0.0  # seconds to wait before sending (or closing)
 
 
 # --------------------------------------------------------------------------------------
@@ -211,7 +277,9 @@ class FakeSlack:
         team_id: str = "T0001",
         bot_user_id: str = "U0BOT",
         channels: Iterable[str] = ("C0ALERTS",),
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (epoch seconds, ``time.time`` by default) is where message ts come from."""
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -228,7 +296,9 @@ class FakeSlack:
         self._rate_per_second: float | None = None
         self._rate_burst = 1
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, refilled_at)
-        self._ts_counter = itertools.count(1)  # never reset, so ts stays unique across reset()
+        self._clock = clock
+        self._last_ts_micros = 0  # never reset, so ts stays unique across reset()
+        self._stopping = threading.Event()  # wakes handlers holding a response on stop()
 
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -238,8 +308,10 @@ class FakeSlack:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
         }
 
@@ -248,6 +320,7 @@ class FakeSlack:
     def start(self) -> FakeSlack:
         if self._server is not None:
             return self
+        self._stopping.clear()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
@@ -262,6 +335,7 @@ class FakeSlack:
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
+        self._stopping.set()
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -301,7 +375,7 @@ class FakeSlack:
     def channel_messages(self, channel: str, *, top_level_only: bool = False) -> list[Message]:
         """Messages in ``channel`` oldest first; ``top_level_only`` drops thread replies."""
         with self._lock:
-            found = sorted(self.messages.get(channel, {}).values(), key=lambda m: m.ts)
+            found = sorted(self.messages.get(channel, {}).values(), key=_ts_key)
         return [m for m in found if not (top_level_only and m.is_reply)]
 
     def thread(self, channel: str, thread_ts: str) -> list[Message]:
@@ -326,17 +400,67 @@ class FakeSlack:
         count: int = 1,
         retry_after: int = 1,
         error: str | None = None,
+        after_accept: bool = False,
     ) -> None:
         """Answer the next ``count`` calls to ``method`` with a failure.
 
-        429 carries ``Retry-After`` (whole seconds, as slack_sdk ``int()``s it) and
+        By default the call is refused before anything happens, as Slack's refusals are: 429
+        carries ``Retry-After`` (whole seconds, as slack_sdk ``int()``s it) and
         ``ratelimited``; 5xx carries a JSON error body. ``status=200`` with ``error`` gives an
-        ordinary ``{"ok": false, "error": error}`` answer. Queued faults apply in order.
+        ordinary ``{"ok": false, "error": error}`` answer.
+
+        ``after_accept=True`` (5xx statuses only) models a lost answer instead: the call is
+        processed in full -- a posted message is stored and listed by conversations.history --
+        and only then is the 5xx (with its JSON error body) sent in place of the real answer.
+        Its ``ApiCall`` has ``ok=True`` (if the call itself succeeded), ``status`` 500/503,
+        ``lost="server_error"`` and the real answer (``ts`` included) in ``response``. A
+        client retrying 5xx (slack_sdk's ``ServerErrorRetryHandler``) posts a second copy.
+
+        Queued faults (these, ``drop_next``'s and ``delay_next``'s) apply in order.
         """
         if count < 1:
             raise ValueError("count must be >= 1")
+        if after_accept and status < 500:
+            raise ValueError("after_accept needs a 5xx status: Slack's 429s and ok:false refuse")
+        kind = "server_error" if after_accept else "refuse"
+        self._queue_fault(
+            method, _Fault(status, count, retry_after=retry_after, error=error, kind=kind)
+        )
+
+    def drop_next(self, method: str, *, count: int = 1, skip: int = 0) -> None:
+        """Process the next ``count`` calls to ``method``, then close without answering.
+        With ``skip``, the ``skip`` calls before them are answered as usual.
+
+        The call takes full effect (a message is stored and listed in history), then the
+        connection is closed without any HTTP response, as when a proxy or the network drops
+        it. slack_sdk raises ``http.client.RemoteDisconnected`` (a ``ConnectionResetError``),
+        which its ``ConnectionErrorRetryHandler`` retries -- posting a second copy. The
+        ``ApiCall`` has ``ok=True``, ``status=0`` and ``lost="closed"``.
+        """
+        if count < 1 or skip < 0:
+            raise ValueError("count must be >= 1 and skip >= 0")
+        if skip:
+            self._queue_fault(method, _Fault(200, skip, retry_after=0, error=None, kind="pass"))
+        self._queue_fault(method, _Fault(0, count, retry_after=0, error=None, kind="closed"))
+
+    def delay_next(self, method: str, seconds: float, *, count: int = 1) -> None:
+        """Process the next ``count`` calls to ``method``, then hold the answer ``seconds``.
+
+        The call takes full effect at once; its answer is sent only ``seconds`` later (or
+        dropped if the fake stops first). A client whose read timeout is shorter gives up:
+        slack_sdk's ``WebClient(timeout=...)`` raises ``TimeoutError``, which its built-in
+        retry handlers do not retry. The ``ApiCall`` has ``ok=True``, ``lost="delayed"`` and
+        ``held=seconds``.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if seconds <= 0:
+            raise ValueError("seconds must be > 0")
+        fault = _Fault(200, count, retry_after=0, error=None, kind="delayed", delay=seconds)
+        self._queue_fault(method, fault)
+
+    def _queue_fault(self, method: str, fault: _Fault) -> None:
         with self._lock:
-            fault = _Fault(status=status, remaining=count, retry_after=retry_after, error=error)
             self._faults.setdefault(method, deque()).append(fault)
 
     def enforce_rate_limit(
@@ -373,7 +497,10 @@ class FakeSlack:
         reply_headers = {"Content-Type": "application/json; charset=utf-8"}
         with self._lock:
             self.calls.append(call)
+            fault = self._next_fault(method)
             try:
+                if fault is not None and fault.kind == "refuse":
+                    _raise_refusal(fault)
                 payload = self._dispatch(call, token)
             except _SlackError as exc:
                 call.status, call.error = exc.status, exc.error
@@ -382,12 +509,28 @@ class FakeSlack:
                     reply_headers["Retry-After"] = str(exc.retry_after)
             call.ok = bool(payload.get("ok"))
             call.response = payload
-        return _Reply(call.status, json.dumps(payload).encode(), reply_headers)
+            if fault is None or fault.kind in ("refuse", "pass"):
+                return _Reply(call.status, json.dumps(payload).encode(), reply_headers)
+            return self._lose_answer(call, fault, payload, reply_headers)
+
+    def _lose_answer(
+        self, call: ApiCall, fault: _Fault, payload: JsonDict, headers: dict[str, str]
+    ) -> _Reply:
+        """The reply for a processed call whose answer an injected fault loses."""
+        if fault.kind == "closed":
+            call.status, call.error, call.lost = 0, None, "closed"
+            return _Reply(0, b"", {}, close=True)
+        if fault.kind == "delayed":
+            call.lost, call.held = "delayed", fault.delay
+            return _Reply(call.status, json.dumps(payload).encode(), headers, hold=fault.delay)
+        error = fault.error or _server_error_name(fault.status)
+        call.status, call.error, call.lost = fault.status, error, "server_error"
+        body = json.dumps({"ok": False, "error": error}).encode()
+        return _Reply(fault.status, body, {"Content-Type": "application/json; charset=utf-8"})
 
     def _dispatch(self, call: ApiCall, token: str | None) -> JsonDict:
-        # Order matters: injected faults hit whatever the request, like an outage would;
-        # unknown_method wins over auth, as on Slack.
-        self._raise_injected_fault(call.method)
+        # Order matters: injected refusals hit whatever the request (see _handle_api), like an
+        # outage would; unknown_method wins over auth, as on Slack.
         handler = self._handlers.get(call.method)
         if handler is None:
             raise _SlackError("unknown_method")
@@ -401,19 +544,15 @@ class FakeSlack:
         call.missing_text = bool(result.pop("_missing_text", False))
         return result
 
-    def _raise_injected_fault(self, method: str) -> None:
+    def _next_fault(self, method: str) -> _Fault | None:
         queue = self._faults.get(method)
         if not queue:
-            return
+            return None
         fault = queue[0]
         fault.remaining -= 1
         if fault.remaining <= 0:
             queue.popleft()
-        if fault.status == 429:
-            raise _SlackError("ratelimited", 429, retry_after=fault.retry_after)
-        if fault.status >= 500:
-            raise _SlackError(fault.error or _server_error_name(fault.status), fault.status)
-        raise _SlackError(fault.error or "fatal_error", fault.status)
+        return fault
 
     def _check_rate_limit(self, channel: str) -> None:
         rate = self._rate_per_second
@@ -456,16 +595,27 @@ class FakeSlack:
     def _chat_post_message(self, args: JsonDict) -> JsonDict:
         channel = self._require_channel(args)
         text, blocks, missing_text = _message_content(args)
+        metadata = _validate_metadata(args.get("metadata"))
         thread_ts = _optional_str(args.get("thread_ts"))
+        broadcast = thread_ts is not None and _truthy(args.get("reply_broadcast"))
         ts = self._next_ts()
-        message = Message(channel, ts, text, blocks, thread_ts, user=self.bot_user_id)
-        message.history.append(MessageVersion(text, blocks, time.monotonic()))
+        message = Message(
+            channel,
+            ts,
+            text,
+            blocks,
+            thread_ts,
+            user=self.bot_user_id,
+            metadata=metadata or None,
+            reply_broadcast=broadcast,
+        )
+        message.history.append(MessageVersion(text, blocks, time.monotonic(), message.metadata))
         self.messages.setdefault(channel, {})[ts] = message
         return {
             "ok": True,
             "channel": channel,
             "ts": ts,
-            "message": message.as_dict(team_id=self.team_id),
+            "message": self._render(message, include_metadata=True),
             "_missing_text": missing_text,
         }
 
@@ -475,18 +625,24 @@ class FakeSlack:
         if message is None:
             raise _SlackError("message_not_found")
         text, blocks, missing_text = _message_content(args)
+        metadata = _validate_metadata(args.get("metadata"))
         # Slack keeps the previous blocks when an update omits them.
         if "blocks" in args:
             message.blocks = blocks
+        # Slack keeps the previous metadata when an update omits it; {} removes it.
+        if metadata is not None:
+            message.metadata = metadata or None
         message.text = text
         message.updated_count += 1
-        message.history.append(MessageVersion(message.text, message.blocks, time.monotonic()))
+        message.history.append(
+            MessageVersion(message.text, message.blocks, time.monotonic(), message.metadata)
+        )
         return {
             "ok": True,
             "channel": channel,
             "ts": message.ts,
             "text": message.text,
-            "message": message.as_dict(team_id=self.team_id),
+            "message": self._render(message, include_metadata=True),
             "_missing_text": missing_text,
         }
 
@@ -526,6 +682,77 @@ class FakeSlack:
             "response_metadata": {"next_cursor": ""},
         }
 
+    def _conversations_history(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        window = _Window.from_args(args)
+        limit = _limit(args, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT)
+        # Top-level messages, plus thread replies also sent to the channel.
+        listed = [m for m in self.channel_messages(channel) if not m.is_reply or m.reply_broadcast]
+        listed = [m for m in listed if window.holds(m.ts)]
+        # A page is the messages closest to `latest`, unless only `oldest` was given: then
+        # those closest to `oldest`, and the cursor walks forward. Newest first either way.
+        forward = window.oldest is not None and window.latest is None
+        cursor = _decode_cursor(args.get("cursor"), "newer" if forward else "older")
+        if not forward:
+            listed.reverse()  # walk from `latest` back in time
+        if cursor is not None:  # the ts of the first message the previous page left out
+            listed = [
+                m for m in listed if (_ts_key(m) >= cursor if forward else _ts_key(m) <= cursor)
+            ]
+        page, rest = listed[:limit], listed[limit:]
+        page.sort(key=_ts_key, reverse=True)
+        include_metadata = _truthy(args.get("include_all_metadata"))
+        threads = self._threads(channel)
+        rendered = [
+            self._render(m, include_metadata=include_metadata, threads=threads) for m in page
+        ]
+        answer: JsonDict = {
+            "ok": True,
+            "messages": rendered,
+            "has_more": bool(rest),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+        for name in ("oldest", "latest"):
+            if args.get(name) not in (None, ""):
+                answer[name] = str(args[name])
+        if rest:
+            direction = "newer" if forward else "older"
+            answer["response_metadata"] = {"next_cursor": _encode_cursor(direction, rest[0].ts)}
+        return answer
+
+    def _conversations_replies(self, args: JsonDict) -> JsonDict:
+        channel = self._require_channel(args)
+        ts = _optional_str(args.get("ts")) or ""
+        found = self.messages.get(channel, {}).get(ts)
+        if found is None:
+            raise _SlackError("thread_not_found")
+        window = _Window.from_args(args)
+        limit = _limit(args, REPLIES_DEFAULT_LIMIT, REPLIES_MAX_LIMIT)
+        cursor = _decode_cursor(args.get("cursor"), "replies")
+        if found.is_reply:
+            # Slack answers a reply's ts with that reply alone, not its whole thread.
+            parent, replies = found, []
+        else:
+            parent, replies = found, self._threads(channel).get(found.ts, [])
+        replies = [m for m in replies if window.holds(m.ts)]
+        if cursor is None:
+            # The parent opens the first page whatever the window, and counts towards limit.
+            page, rest = [parent, *replies[: limit - 1]], replies[max(limit - 1, 0) :]
+        else:
+            replies = [m for m in replies if _ts_key(m) >= cursor]
+            page, rest = replies[:limit], replies[limit:]
+        include_metadata = _truthy(args.get("include_all_metadata"))
+        threads = self._threads(channel)
+        rendered = [
+            self._render(m, include_metadata=include_metadata, threads=threads) for m in page
+        ]
+        answer: JsonDict = {"ok": True, "messages": rendered, "has_more": bool(rest)}
+        if rest:
+            answer["response_metadata"] = {"next_cursor": _encode_cursor("replies", rest[0].ts)}
+        return answer
+
     def _users_info(self, args: JsonDict) -> JsonDict:
         user_id = _optional_str(args.get("user"))
         if not user_id:
@@ -559,8 +786,56 @@ class FakeSlack:
         return channel
 
     def _next_ts(self) -> str:
-        micros = _TS_EPOCH_MICROS + next(self._ts_counter) * _TS_STEP_MICROS
+        """Now, as Slack writes it: "seconds.micros", unique and strictly increasing."""
+        now = time.time_ns() // 1_000 if self._clock is None else int(self._clock() * 1e6)
+        micros = max(now, self._last_ts_micros + 1)
+        self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _render(
+        self,
+        message: Message,
+        *,
+        include_metadata: bool,
+        threads: dict[str, list[Message]] | None = None,
+    ) -> JsonDict:
+        """``message`` as conversations.history/replies list it, thread fields included.
+
+        ``threads`` (parent ts -> replies, from ``_threads``) saves a scan per message.
+        """
+        if threads is None:
+            threads = self._threads(message.channel)
+        rendered = message.as_dict(team_id=self.team_id, include_metadata=include_metadata)
+        if message.is_reply:
+            parent = self.messages.get(message.channel, {}).get(message.thread_ts or "")
+            if parent is not None:
+                rendered["parent_user_id"] = parent.user
+                if message.reply_broadcast:
+                    rendered["root"] = self._render(
+                        parent, include_metadata=include_metadata, threads=threads
+                    )
+            return rendered
+        replies = threads.get(message.ts)
+        if replies:
+            users = sorted({m.user for m in replies})
+            rendered.update(
+                thread_ts=message.ts,
+                reply_count=len(replies),
+                reply_users_count=len(users),
+                latest_reply=replies[-1].ts,
+                reply_users=users,
+                is_locked=False,
+                subscribed=False,
+            )
+        return rendered
+
+    def _threads(self, channel: str) -> dict[str, list[Message]]:
+        """Parent ts -> its replies, oldest first."""
+        threads: dict[str, list[Message]] = {}
+        for m in self.channel_messages(channel):
+            if m.is_reply and m.thread_ts is not None:
+                threads.setdefault(m.thread_ts, []).append(m)
+        return threads
 
 
 # --------------------------------------------------------------------------------------
@@ -657,8 +932,132 @@ def _text_of(obj: Any) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------------------
+# Message metadata, time windows and cursors
+# --------------------------------------------------------------------------------------
+
+
+def _validate_metadata(raw: Any) -> JsonDict | None:
+    """The metadata to store: None when absent, ``{}`` when sent empty (chat.update: remove).
+
+    Slack wants a JSON object with a string ``event_type`` and an object ``event_payload``
+    and answers ``invalid_metadata_format`` otherwise (form bodies carry it as JSON text;
+    text that is not JSON is left as a string by ``_parse_args`` and lands here).
+    """
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, dict):
+        raise _SlackError("invalid_metadata_format")
+    if not raw:
+        return {}
+    event_type, payload = raw.get("event_type"), raw.get("event_payload")
+    if not isinstance(event_type, str) or not event_type.strip() or not isinstance(payload, dict):
+        raise _SlackError("invalid_metadata_format")
+    return {"event_type": event_type, "event_payload": payload}
+
+
+def _truthy(value: Any) -> bool:
+    """Slack's booleans: true/1 (slack_sdk sends "1"), anything else false."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true")
+
+
+def _parse_ts(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(value)
+    try:
+        parsed = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(value) from None
+    if not parsed.is_finite():
+        raise ValueError(value)
+    return parsed
+
+
+def _ts_key(message: Message) -> Decimal:
+    """A message's ts as a number, for ordering (strings only sort while widths agree)."""
+    return Decimal(message.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The oldest/latest/inclusive time range of a conversations.* call."""
+
+    oldest: Decimal | None
+    latest: Decimal | None
+    inclusive: bool
+
+    @classmethod
+    def from_args(cls, args: JsonDict) -> _Window:
+        try:
+            oldest = _parse_ts(args.get("oldest"))
+        except ValueError:
+            raise _SlackError("invalid_ts_oldest") from None
+        try:
+            latest = _parse_ts(args.get("latest"))
+        except ValueError:
+            raise _SlackError("invalid_ts_latest") from None
+        return cls(oldest, latest, _truthy(args.get("inclusive")))
+
+    def holds(self, ts: str) -> bool:
+        value = Decimal(ts)
+        if self.oldest is not None and (
+            value < self.oldest or (value == self.oldest and not self.inclusive)
+        ):
+            return False
+        return self.latest is None or not (
+            value > self.latest or (value == self.latest and not self.inclusive)
+        )
+
+
+def _limit(args: JsonDict, default: int, maximum: int) -> int:
+    raw = args.get("limit")
+    if raw is None or raw == "":
+        return default
+    try:
+        limit = int(str(raw).strip())
+    except ValueError:
+        raise _SlackError("invalid_arguments") from None
+    return default if limit <= 0 else min(limit, maximum)
+
+
+# Opaque to callers, like Slack's (whose history cursors are base64 "next_ts:<digits>"): the
+# ts of the next message to list, and which way the listing runs.
+_CURSOR_PREFIXES = {"older": "next_ts", "newer": "next_ts_fwd", "replies": "next_reply_ts"}
+
+
+def _encode_cursor(direction: str, ts: str) -> str:
+    return base64.b64encode(f"{_CURSOR_PREFIXES[direction]}:{ts}".encode()).decode()
+
+
+def _decode_cursor(raw: Any, direction: str) -> Decimal | None:
+    """The position ``raw`` (a next_cursor this fake gave out) points at; invalid_cursor
+    for anything else, including a cursor from another method or direction."""
+    if raw is None or raw == "":
+        return None
+    try:
+        prefix, _, ts = base64.b64decode(str(raw), validate=True).decode().partition(":")
+        position = _parse_ts(ts)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _SlackError("invalid_cursor") from None
+    if prefix != _CURSOR_PREFIXES[direction] or position is None:
+        raise _SlackError("invalid_cursor")
+    return position
+
+
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _raise_refusal(fault: _Fault) -> None:
+    if fault.status == 429:
+        raise _SlackError("ratelimited", 429, retry_after=fault.retry_after)
+    if fault.status >= 500:
+        raise _SlackError(fault.error or _server_error_name(fault.status), fault.status)
+    raise _SlackError(fault.error or "fatal_error", fault.status)
 
 
 def _server_error_name(status: int) -> str:
@@ -714,12 +1113,24 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, reply: _Reply) -> None:
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        # Hold the answer (outside the fake's lock); stop() cuts the wait short.
+        if reply.hold > 0 and self.server.fake._stopping.wait(reply.hold):
+            reply = _Reply(0, b"", {}, close=True)
+        if reply.close:
+            # Nothing at all goes back: the client sees the connection end without a response.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up waiting (its read timeout)
 
 
 def _parse_args(query: str, raw: bytes, content_type: str) -> JsonDict:
@@ -736,7 +1147,8 @@ def _parse_args(query: str, raw: bytes, content_type: str) -> JsonDict:
         args.update(urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     for name in _JSON_FORM_FIELDS:
         if isinstance(args.get(name), str):
-            # Malformed JSON is left as sent; _validate_blocks answers invalid_blocks_format.
+            # Malformed JSON is left as sent: _validate_blocks answers invalid_blocks_format,
+            # _validate_metadata invalid_metadata_format.
             with contextlib.suppress(ValueError):
                 args[name] = json.loads(args[name])
     return args

@@ -10,8 +10,13 @@ POLLS = Counter("keyhunt_polls", "Poll cycles run", ["outcome"], registry=REGIST
 FINDINGS = Counter("keyhunt_findings", "New findings stored", ["severity"], registry=REGISTRY)
 POSTS = Counter(
     "keyhunt_posts",
-    "Slack alert posts by outcome (delivered, failed, retried)",
+    "Slack alert posts by outcome (delivered, adopted, failed, retried)",
     ["outcome"],
+    registry=REGISTRY,
+)
+SLACK_SEARCHES = Counter(
+    "keyhunt_slack_searches",
+    "conversations.history/replies calls made to find a post whose answer was lost",
     registry=REGISTRY,
 )
 POSTS_PENDING = Gauge("keyhunt_posts_pending", "Findings waiting to be posted", registry=REGISTRY)

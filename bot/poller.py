@@ -32,6 +32,8 @@ class PollOutcome:
     failed_targets: list[str]
     delivery: DeliveryReport | None
     error: str | None = None
+    # CloudTrail records whose JSON could not be read (key events among them still alerted)
+    unreadable: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ class Poller:
                 complete=not outcome.failed_targets,
                 new_findings=outcome.new_findings,
                 error=None,
+                unreadable=outcome.unreadable,
             )
         )
         metrics.POLLS.labels("ok").inc()
@@ -95,14 +98,15 @@ class Poller:
     def _poll(self, now: datetime) -> PollOutcome:
         accounts = resolve_accounts(self.settings, self.sessions)
         targets = targets_for(self.settings, accounts)
-        new = 0
+        new = unreadable = 0
         failed: list[str] = []
         for window, group in self._windows(targets, now).items():
-            stored, unread = self._hunt_group(group, window, self.sessions)
+            stored, unread, skipped = self._hunt_group(group, window, self.sessions)
             new += stored
+            unreadable += skipped
             failed.extend(unread)
         delivery = self.poster.deliver_pending() if self.poster is not None else None
-        return PollOutcome(new, failed, delivery)
+        return PollOutcome(new, failed, delivery, unreadable=unreadable)
 
     def _windows(self, targets: list[Target], now: datetime) -> dict[Window, list[Target]]:
         """Targets grouped by window, so targets that share a checkpoint share one hunt."""
@@ -118,7 +122,7 @@ class Poller:
 
     def _hunt_group(
         self, targets: list[Target], window: Window, clients: ClientSource
-    ) -> tuple[int, list[str]]:
+    ) -> tuple[int, list[str], int]:
         known = self.store.event_ids_since(window.start)
         options = hunt_options(self.settings, known_event_ids=known)
         result = run_hunt(targets, window, clients, options)
@@ -129,6 +133,13 @@ class Poller:
         for target, stats in result.per_target.items():
             metrics.LOOKUP_CALLS.labels(target.account_id, target.region).inc(stats.lookup_calls)
             metrics.LOOKUP_THROTTLES.labels(target.account_id, target.region).inc(stats.throttled)
+            if getattr(stats, "unreadable", 0):  # TEMP until HuntStats.unreadable
+                metrics.UNREADABLE_RECORDS.labels(target.account_id, target.region).inc(
+                    stats.unreadable
+                )
+                log.warning(
+                    "%s: %d CloudTrail record(s) could not be read", target, stats.unreadable
+                )
         unread = {e.target: e for e in result.errors if e.stage in FATAL_STAGES}
         stamp = self.clock()
         for target in targets:
@@ -141,4 +152,4 @@ class Poller:
                 log.warning("could not read %s: %s", target, error)
             else:
                 self.store.target_succeeded(target, window.end, stamp)
-        return len(new_ids), [str(t) for t in unread]
+        return len(new_ids), [str(t) for t in unread], getattr(result.stats, "unreadable", 0)

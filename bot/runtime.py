@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.app import SchedulerState, create_app
@@ -27,6 +27,8 @@ from checks.sessions import AwsSessions
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+# How long `poll --once` waits at most for another poller to finish before leaving it the work.
+LEASE_WAIT = timedelta(seconds=60)
 
 
 class SettingsHunter:
@@ -70,7 +72,14 @@ def build_runtime(settings: Settings, client: Any | None = None) -> Runtime:
     hunter = SettingsHunter(settings, store)
     poster = None
     if settings.channel and settings.slack_bot_token:
-        poster = Poster(store, web, settings.channel, owner, settings.burst_threshold)
+        poster = Poster(
+            store,
+            web,
+            settings.channel,
+            owner,
+            settings.burst_threshold,
+            posts_per_second=settings.posts_per_second,
+        )
     poller = Poller(settings, store, lambda: hunter.sessions, poster)
     return Runtime(settings, store, web, hunter, poller, SchedulerState(), owner)
 
@@ -83,11 +92,21 @@ def poll_once_command(settings: Settings) -> int:
             "will be posted by a later poll once Slack is configured",
             file=sys.stderr,
         )
-    try:
-        outcome = runtime.poller.run_once()
-    except Exception as exc:  # noqa: BLE001 - a poll that cannot start is reported, not raised
-        print(f"keyhunt: poll failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_PARTIAL
+    # The same lease `serve` polls under: two pollers never post (nor summarise) together.
+    leadership = Leadership(runtime.store, runtime.owner, settings.poll_interval)
+    with leadership.held(min(LEASE_WAIT, settings.poll_interval)) as leading:
+        if not leading:
+            print(
+                "keyhunt: another keyhunt is polling (it holds the poller lease); this run "
+                "did nothing: that one stores and posts what is new",
+                file=sys.stderr,
+            )
+            return EXIT_OK
+        try:
+            outcome = runtime.poller.run_once()
+        except Exception as exc:  # noqa: BLE001 - a poll that cannot start is reported
+            print(f"keyhunt: poll failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_PARTIAL
     delivery = outcome.delivery
     posted = (
         f"{delivery.posted} posted, {delivery.failed} left pending" if delivery else "not posted"

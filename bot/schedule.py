@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
@@ -54,6 +57,33 @@ class Leadership:
         if self.leading:
             self.store.release_lease(LEASE_NAME, self.holder)
             self.leading = False
+
+    @contextmanager
+    def held(self, wait: timedelta, poll_every: float = 0.5) -> Iterator[bool]:
+        """For `keyhunt poll --once`: take the lease `serve` takes (waiting up to `wait` for
+        another poller to finish), keep it renewed while the block runs, release it after.
+        Yields False when it could not be had: then another process is polling."""
+        deadline = time.monotonic() + wait.total_seconds()
+        while not self.renew():
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(poll_every)
+        done = threading.Event()
+
+        def keep_renewing() -> None:
+            while not done.wait(max(self.renew_every.total_seconds(), 0.5)):
+                self.renew()
+
+        renewer = threading.Thread(target=keep_renewing, name="lease", daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join(timeout=10)
+            self.leading = True  # release even if a renewal failed in between
+            self.release()
 
 
 def build_scheduler(

@@ -64,6 +64,7 @@ class Settings:
     poll_overlap: timedelta = timedelta(minutes=20)
     rotation_window: timedelta = timedelta(hours=24)
     burst_threshold: int = 10
+    posts_per_second: float = 0.9  # Slack allows about one post a second per channel
     digest_time: time = time(9, 0)
     enrich: bool = True
     max_workers: int = 32
@@ -222,6 +223,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "poll_overlap": ("KEYHUNT_POLL_OVERLAP", _duration),
     "rotation_window": ("KEYHUNT_ROTATION_WINDOW", _duration),
     "burst_threshold": ("KEYHUNT_BURST_THRESHOLD", _int_range(1, 1000)),
+    "posts_per_second": ("KEYHUNT_POSTS_PER_SECOND", _float_range(0.1, 50.0)),
     "digest_time": ("KEYHUNT_DIGEST_TIME", _clock),
     "enrich": ("KEYHUNT_ENRICH", _bool),
     "max_workers": ("KEYHUNT_MAX_WORKERS", _int_range(1, 128)),

@@ -40,6 +40,27 @@ def build_web_client(settings: Settings) -> WebClient:
     )
 
 
+def posting_client(client: Any) -> Any:
+    """The same Web API client without the retries that could post a message twice.
+
+    chat.postMessage has no idempotency key: after a 5xx or a connection reset Slack may
+    already have stored the message, and a blind resend repeats it. Only 429s (Slack refused;
+    nothing stored) are retried here; bot.posting looks in the channel before resending
+    after anything else. Test doubles that are not a WebClient are used as they are.
+    """
+    if not isinstance(client, WebClient):
+        return client
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=dict(client.headers),
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=6)],
+    )
+
+
 class RetryingRespond(Respond):
     """Bolt's `respond()` with the same retry handlers as the Web API client."""
 

@@ -30,12 +30,14 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import NullPool
 
 from bot.settings import Settings
@@ -44,11 +46,12 @@ from checks.timeutil import isoformat_z
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x6B657968  # "keyh": the advisory lock that serialises schema changes
+BURST_LOCK = 0x6B657962  # "keyb": serialises the start of a burst summary
 OPEN, EXPECTED_ROTATION, INVESTIGATING = "open", "expected_rotation", "investigating"
 STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING)
-PENDING, POSTED, SKIPPED = "pending", "posted", "skipped"
+PENDING, POSTED, SKIPPED, FAILED = "pending", "posted", "skipped", "failed"
 
 metadata = MetaData()
 
@@ -75,6 +78,25 @@ findings_table = Table(
     Column("ts", String(32)),
     Column("thread_ts", String(32)),
     Column("posted_at", DateTime(timezone=True)),
+    # Set just before chat.postMessage is sent, cleared when Slack said no: while set, an
+    # earlier attempt may have landed, so the next poster looks in the channel first.
+    Column("post_attempted_at", DateTime(timezone=True)),
+    Column("burst_id", String(64), index=True),
+)
+
+# One burst summary per burst, whatever crashes: the row exists before the summary is posted
+# and its findings are assigned to it, so a restarted poster finishes the same thread.
+bursts = Table(
+    "bursts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, posted, failed
+    Column("attempted_at", DateTime(timezone=True)),
+    Column("ts", String(32)),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", DateTime(timezone=True)),
 )
 
 triage_log = Table(
@@ -110,7 +132,19 @@ poll_runs = Table(
     Column("complete", Boolean, nullable=False),
     Column("new_findings", Integer, nullable=False, default=0),
     Column("error", Text),
+    # CloudTrail records whose JSON could not be read at all (counted, never silently lost)
+    Column("unreadable", Integer, nullable=False, default=0, server_default="0"),
 )
+
+# Columns added after schema 1, by the version that added them: `migrate` adds them to an
+# older database in place.
+ADDED_COLUMNS: dict[int, list[tuple[Table, str]]] = {
+    2: [
+        (findings_table, "post_attempted_at"),
+        (findings_table, "burst_id"),
+        (poll_runs, "unreadable"),
+    ],
+}
 
 leases = Table(
     "leases",
@@ -142,6 +176,8 @@ class StoredFinding:
     channel: str | None
     ts: str | None
     thread_ts: str | None
+    post_attempted_at: datetime | None = None
+    burst_id: str | None = None
 
     @property
     def severity(self) -> str:
@@ -181,6 +217,17 @@ class PollRun:
     complete: bool
     new_findings: int
     error: str | None
+    unreadable: int = 0
+
+
+@dataclass(frozen=True)
+class Burst:
+    id: str
+    channel: str
+    created_at: datetime
+    state: str
+    attempted_at: datetime | None
+    ts: str | None
 
 
 def _now() -> datetime:
@@ -234,7 +281,11 @@ class Store:
                 raise RuntimeError(
                     f"database schema {current} is newer than this keyhunt ({SCHEMA_VERSION})"
                 )
-            # Future upgrades go here, one `if current < N:` step each.
+            elif current < SCHEMA_VERSION:
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for table, name in ADDED_COLUMNS.get(version, []):
+                        _add_column(conn, table, name)
+                conn.execute(update(schema_info).values(version=SCHEMA_VERSION))
 
     # -- findings -------------------------------------------------------------------------
     def add_findings(self, findings: Sequence[Finding], now: datetime | None = None) -> list[str]:
@@ -246,23 +297,45 @@ class Store:
         # A fixed order: two writers inserting overlapping batches then lock rows in the same
         # order and cannot deadlock (PostgreSQL detects the cycle and fails one batch).
         rows = sorted((_finding_row(f, stamp) for f in findings), key=lambda r: r["event_id"])
-        ids = [r["event_id"] for r in rows]
+        try:
+            return self._insert_new(rows, stamp)
+        except (DBAPIError, StatementError, UnicodeError, ValueError) as exc:
+            if len(rows) == 1 and rows[0].get("_degraded"):
+                raise
+            log.warning("storing %d findings failed (%s); one by one", len(rows), _kind(exc))
+        # One record must never hold back the rest (nor the checkpoint): what cannot be
+        # stored as it is is stored as a malformed finding, its text made storable.
         new: list[str] = []
+        for row in rows:
+            try:
+                new += self._insert_new([row], stamp)
+            except (DBAPIError, StatementError, UnicodeError, ValueError) as exc:
+                log.error(
+                    "finding %r could not be stored (%s); stored as malformed",
+                    _storable(str(row["event_id"])),
+                    _kind(exc),
+                )
+                new += self._insert_new([_degraded_row(row, _kind(exc))], stamp)
+        return new
+
+    def _insert_new(self, rows: list[dict[str, Any]], stamp: datetime) -> list[str]:
+        ids = [r["event_id"] for r in rows]
+        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         with self._tx() as conn:
             existing = _existing_ids(conn, ids)
-            fresh = [r for r in rows if r["event_id"] not in existing]
-            if fresh:
-                _insert_ignore(conn, findings_table, fresh)
-                # Another process may have inserted the same event between the two statements;
-                # only rows carrying our stamp are ours.
-                mine = conn.execute(
-                    select(findings_table.c.event_id).where(
-                        findings_table.c.event_id.in_([r["event_id"] for r in fresh]),
-                        findings_table.c.stored_at == stamp,
-                    )
+            fresh = [r for r in clean if r["event_id"] not in existing]
+            if not fresh:
+                return []
+            _insert_ignore(conn, findings_table, fresh)
+            # Another process may have inserted the same event between the two statements;
+            # only rows carrying our stamp are ours.
+            mine = conn.execute(
+                select(findings_table.c.event_id).where(
+                    findings_table.c.event_id.in_([r["event_id"] for r in fresh]),
+                    findings_table.c.stored_at == stamp,
                 )
-                new = [row[0] for row in mine]
-        return new
+            )
+            return [row[0] for row in mine]
 
     def get(self, event_id: str) -> StoredFinding | None:
         with self._tx() as conn:
@@ -326,9 +399,10 @@ class Store:
 
     def claim(
         self, event_id: str, owner: str, lease: timedelta, now: datetime | None = None
-    ) -> bool:
-        """Take one pending finding for posting. A conditional UPDATE: of two processes at
-        most one wins, and a claim whose holder died expires after `lease`."""
+    ) -> StoredFinding | None:
+        """Take one pending finding for posting; returns it as it stands once claimed. A
+        conditional UPDATE: of two processes at most one wins, and a claim whose holder died
+        expires after `lease`."""
         stamp = now or _now()
         with self._tx() as conn:
             result = conn.execute(
@@ -336,7 +410,12 @@ class Store:
                 .where(findings_table.c.event_id == event_id, _claimable(stamp))
                 .values(claimed_by=owner, claimed_until=stamp + lease)
             )
-            return bool(result.rowcount == 1)
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(
+                select(findings_table).where(findings_table.c.event_id == event_id)
+            ).first()
+        return _stored(row._mapping) if row else None
 
     def claim_pending(
         self,
@@ -346,7 +425,25 @@ class Store:
         now: datetime | None = None,
     ) -> list[StoredFinding]:
         """Claim up to `limit` pending findings at once (see `claim`)."""
-        return [f for f in self.pending(limit, now) if self.claim(f.event_id, owner, lease, now)]
+        claimed = (self.claim(f.event_id, owner, lease, now) for f in self.pending(limit, now))
+        return [f for f in claimed if f is not None]
+
+    def mark_attempt(
+        self, event_id: str, thread_ts: str | None, now: datetime | None = None
+    ) -> None:
+        """Record, before chat.postMessage is sent, that a post may be about to land (and in
+        which thread). The earliest attempt is kept: reconciliation searches from there."""
+        with self._tx() as conn:
+            conn.execute(
+                update(findings_table)
+                .where(findings_table.c.event_id == event_id)
+                .values(
+                    post_attempted_at=func.coalesce(
+                        findings_table.c.post_attempted_at, now or _now()
+                    ),
+                    thread_ts=thread_ts,
+                )
+            )
 
     def mark_posted(
         self,
@@ -355,11 +452,16 @@ class Store:
         ts: str,
         thread_ts: str | None = None,
         now: datetime | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record the Slack message of a finding; False when it was already marked posted
+        (then the first `ts` stands)."""
         with self._tx() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(findings_table)
-                .where(findings_table.c.event_id == event_id)
+                .where(
+                    findings_table.c.event_id == event_id,
+                    findings_table.c.post_state != POSTED,
+                )
                 .values(
                     post_state=POSTED,
                     channel=channel,
@@ -372,19 +474,23 @@ class Store:
                     post_attempts=findings_table.c.post_attempts + 1,
                 )
             )
+            return bool(result.rowcount == 1)
 
-    def mark_post_failed(self, event_id: str, error: str) -> None:
-        """Release the claim so the next cycle (of any process) retries the post."""
+    def mark_post_failed(self, event_id: str, error: str, *, maybe_posted: bool = True) -> None:
+        """Release the claim so the next cycle (of any process) retries the post.
+        `maybe_posted` is False only when Slack said no (nothing can have landed); otherwise
+        the attempt mark stays and the next poster looks in the channel before posting."""
+        values: dict[str, Any] = {
+            "claimed_by": None,
+            "claimed_until": None,
+            "post_error": error[:500],
+            "post_attempts": findings_table.c.post_attempts + 1,
+        }
+        if not maybe_posted:
+            values["post_attempted_at"] = None
         with self._tx() as conn:
             conn.execute(
-                update(findings_table)
-                .where(findings_table.c.event_id == event_id)
-                .values(
-                    claimed_by=None,
-                    claimed_until=None,
-                    post_error=error[:500],
-                    post_attempts=findings_table.c.post_attempts + 1,
-                )
+                update(findings_table).where(findings_table.c.event_id == event_id).values(**values)
             )
 
     def pending_count(self) -> int:
@@ -393,6 +499,114 @@ class Store:
                 conn.execute(
                     select(func.count()).where(findings_table.c.post_state == PENDING)
                 ).scalar_one()
+            )
+
+    # -- burst summaries ------------------------------------------------------------------
+    def open_burst(self, channel: str) -> Burst | None:
+        """The burst of this channel that still has findings to post, if any."""
+        with self._tx() as conn:
+            return _open_burst(conn, channel)
+
+    def join_burst(
+        self,
+        new_id: str,
+        channel: str,
+        event_ids: Sequence[str],
+        now: datetime | None = None,
+    ) -> tuple[Burst, bool]:
+        """Put pending findings under the channel's open burst, or under a new one when none
+        is open: one summary per burst even when two posters get here together. Returns the
+        burst and whether findings joined one whose summary is already posted."""
+        stamp = now or _now()
+        with self._tx() as conn:
+            if conn.dialect.name == "postgresql":
+                # SQLite's BEGIN IMMEDIATE already serialises this check-then-insert.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BURST_LOCK})
+            burst = _open_burst(conn, channel)
+            if burst is None:
+                burst = Burst(new_id, channel, stamp, PENDING, None, None)
+                conn.execute(
+                    bursts.insert().values(
+                        id=new_id, channel=channel, created_at=stamp, state=PENDING
+                    )
+                )
+            joined = 0
+            for i in range(0, len(event_ids), 500):
+                result = conn.execute(
+                    update(findings_table)
+                    .where(
+                        findings_table.c.event_id.in_(list(event_ids[i : i + 500])),
+                        findings_table.c.burst_id.is_(None),
+                        findings_table.c.post_state == PENDING,
+                    )
+                    .values(burst_id=burst.id)
+                )
+                joined += result.rowcount
+        return burst, bool(joined and burst.ts)
+
+    def burst_findings(self, burst_id: str) -> list[StoredFinding]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(findings_table)
+                .where(findings_table.c.burst_id == burst_id)
+                .order_by(findings_table.c.event_time.asc(), findings_table.c.event_id)
+            )
+            return [_stored(r._mapping) for r in rows]
+
+    def get_burst(self, burst_id: str) -> Burst | None:
+        with self._tx() as conn:
+            row = conn.execute(select(bursts).where(bursts.c.id == burst_id)).first()
+        return _burst(row) if row else None
+
+    def claim_burst(
+        self, burst_id: str, owner: str, lease: timedelta, now: datetime | None = None
+    ) -> bool:
+        """Take the posting of a burst's summary (see `claim`); False when another live poster
+        has it or it is already posted."""
+        stamp = now or _now()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(bursts)
+                .where(
+                    bursts.c.id == burst_id,
+                    bursts.c.ts.is_(None),
+                    bursts.c.state == PENDING,
+                    or_(
+                        bursts.c.claimed_until.is_(None),
+                        bursts.c.claimed_until < stamp,
+                        bursts.c.claimed_by == owner,
+                    ),
+                )
+                .values(claimed_by=owner, claimed_until=stamp + lease)
+            )
+            return bool(result.rowcount == 1)
+
+    def mark_burst_attempt(self, burst_id: str, now: datetime | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(bursts)
+                .where(bursts.c.id == burst_id)
+                .values(attempted_at=func.coalesce(bursts.c.attempted_at, now or _now()))
+            )
+
+    def mark_burst_posted(self, burst_id: str, ts: str) -> Burst | None:
+        """Record the summary's ts; the first one recorded stands."""
+        with self._tx() as conn:
+            conn.execute(
+                update(bursts)
+                .where(bursts.c.id == burst_id, bursts.c.ts.is_(None))
+                .values(ts=ts, state=POSTED)
+            )
+            row = conn.execute(select(bursts).where(bursts.c.id == burst_id)).first()
+        return _burst(row) if row else None
+
+    def mark_burst_failed(self, burst_id: str) -> None:
+        """The summary could not be posted: its alerts go to the channel top level."""
+        with self._tx() as conn:
+            conn.execute(
+                update(bursts)
+                .where(bursts.c.id == burst_id, bursts.c.ts.is_(None))
+                .values(state=FAILED)
             )
 
     # -- triage ---------------------------------------------------------------------------
@@ -545,6 +759,7 @@ class Store:
                     complete=run.complete,
                     new_findings=run.new_findings,
                     error=run.error,
+                    unreadable=run.unreadable,
                 )
             )
 
@@ -563,6 +778,7 @@ class Store:
                     r.complete,
                     r.new_findings,
                     r.error,
+                    r.unreadable or 0,
                 )
                 for r in rows
             ]
@@ -619,6 +835,36 @@ class Store:
             trans.rollback()
 
 
+def _open_burst(conn: Connection, channel: str) -> Burst | None:
+    row = conn.execute(
+        select(bursts)
+        .where(
+            bursts.c.channel == channel,
+            bursts.c.state != FAILED,
+            select(findings_table.c.event_id)
+            .where(
+                findings_table.c.burst_id == bursts.c.id,
+                findings_table.c.post_state == PENDING,
+            )
+            .exists(),
+        )
+        .order_by(bursts.c.created_at)
+        .limit(1)
+    ).first()
+    return _burst(row) if row else None
+
+
+def _burst(row: Any) -> Burst:
+    return Burst(
+        row.id,
+        row.channel,
+        _aware(row.created_at) or _now(),
+        row.state,
+        _aware(row.attempted_at),
+        row.ts,
+    )
+
+
 def _claimable(stamp: datetime) -> Any:
     return and_(
         findings_table.c.post_state == PENDING,
@@ -648,6 +894,22 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _add_column(conn: Connection, table: Table, name: str) -> None:
+    """ALTER TABLE ... ADD COLUMN for a column of the current schema, if it is missing."""
+    existing = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    if name in existing:
+        return
+    column = table.c[name]
+    ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(conn.dialect)}"
+    if column.server_default is not None:
+        ddl += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+    conn.execute(text(ddl))  # names and types are ours, never user input
+    if column.index:
+        conn.execute(
+            text(f"CREATE INDEX IF NOT EXISTS ix_{table.name}_{name} ON {table.name} ({name})")
+        )
 
 
 def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -685,10 +947,12 @@ def _finding_row(finding: Finding, stamp: datetime) -> dict[str, Any]:
             }
             for k in finding.user_keys
         ]
+    account, region = finding.account_id, record["region"]
     return {
         "event_id": finding.event.event_id,
-        "account_id": finding.account_id,
-        "region": record["region"],
+        # The columns are for lookups and have a size; the full values are in `record`.
+        "account_id": account[:32] if account else None,
+        "region": region[:32] if region else None,
         "event_time": finding.event.event_time,
         "severity": finding.severity.value,
         "record": json.dumps(record, ensure_ascii=False),
@@ -696,6 +960,49 @@ def _finding_row(finding: Finding, stamp: datetime) -> dict[str, Any]:
         "stored_at": stamp,
         "post_state": SKIPPED if finding.suppressed else PENDING,
         "post_attempts": 0,
+    }
+
+
+def _storable(value: str) -> str:
+    """Text every backend can store: lone surrogates and NUL become U+FFFD."""
+    fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return fixed.replace("\x00", "\ufffd")
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, list):
+        return [_storable_json(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable_json(v) for k, v in value.items()}
+    return value
+
+
+def _kind(exc: BaseException) -> str:
+    """The failure's class only: the message may quote attacker-chosen text."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+def _degraded_row(row: dict[str, Any], why: str) -> dict[str, Any]:
+    record = _storable_json(json.loads(row["record"]))
+    reasons = list(record.get("reasons") or [])
+    if "malformed" not in reasons:
+        reasons.append("malformed")
+    problems = list(record.get("malformed_fields") or [])
+    problems.append(f"record: could not be stored as read ({why}); text made storable")
+    severity = str(record.get("severity") or "medium")
+    if severity in ("low", "info"):
+        severity = "medium"  # a record we could not keep as it was is worth a look
+    record.update(reasons=reasons, malformed_fields=problems, severity=severity)
+    return {
+        **row,
+        "event_id": _storable(str(row["event_id"]))[:128],
+        "account_id": _storable(str(row["account_id"]))[:32] if row["account_id"] else None,
+        "region": _storable(str(row["region"]))[:32] if row["region"] else None,
+        "severity": severity,
+        "record": json.dumps(record, ensure_ascii=True),
+        "_degraded": True,
     }
 
 
@@ -715,6 +1022,8 @@ def _stored(row: Any) -> StoredFinding:
         channel=row["channel"],
         ts=row["ts"],
         thread_ts=row["thread_ts"],
+        post_attempted_at=_aware(row["post_attempted_at"]),
+        burst_id=row["burst_id"],
     )
 
 

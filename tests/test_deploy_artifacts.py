@@ -230,6 +230,10 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     # KEYHUNT_CHANNEL may be public (channels:read) or, as security channels often are,
     # private (groups:read); `keyhunt check` must be able to see either.
     "conversations.info": frozenset({"channels:read", "groups:read"}),
+    # The poster looks for its own alert after a crash or a lost answer; the channel may be
+    # public or private, likewise.
+    "conversations.history": frozenset({"channels:history", "groups:history"}),
+    "conversations.replies": frozenset({"channels:history", "groups:history"}),
     "auth.test": frozenset(),
 }
 # Called by Bolt itself, not by our code: SingleTeamAuthorization runs auth.test once.
@@ -314,6 +318,7 @@ def manifest() -> dict[str, object]:
 def test_scanner_finds_the_calls_it_must(manifest: dict[str, object]) -> None:
     used = web_api_methods_used()
     assert {"chat.postMessage", "chat.update", "chat.postEphemeral"} <= set(used)
+    assert {"conversations.history", "conversations.replies"} <= set(used)
     assert "bot/preflight.py" in used["auth.test"]  # passed uncalled: web.auth_test
     assert "bot/preflight.py" in used["conversations.info"]
 

@@ -268,6 +268,55 @@ def test_claim_lifecycle(store: Store) -> None:
     assert (posted.post_state, posted.channel, posted.ts) == (POSTED, CHANNEL, "1700000000.000200")
 
 
+def test_concurrent_posters_open_one_burst_and_claim_its_summary_once(
+    database_url: str, store: Store
+) -> None:
+    batch = many_findings("burst", 30)
+    store.add_findings(batch)
+    ids = [f.event.event_id for f in batch]
+    joined = run_together(
+        database_url, 5, lambda own, i: own.join_burst(f"burst-{i}", CHANNEL, ids)[0].id
+    )
+    (burst_id,) = set(successes(joined))  # every poster got the same burst
+    assert {f.burst_id for f in store.burst_findings(burst_id)} == {burst_id}
+    assert len(store.burst_findings(burst_id)) == 30
+    won = run_together(
+        database_url,
+        5,
+        lambda own, i: own.claim_burst(burst_id, f"owner-{i}", timedelta(minutes=1)),
+    )
+    assert successes(won).count(True) == 1
+    posted = store.mark_burst_posted(burst_id, "1700000000.000300")
+    assert posted is not None
+    assert posted.ts == "1700000000.000300"
+    again = store.mark_burst_posted(burst_id, "1700000000.000400")
+    assert again is not None
+    assert again.ts == "1700000000.000300"  # the first summary's ts stands
+    assert store.open_burst(CHANNEL) is not None  # its alerts are still to be posted
+
+
+def test_an_attempt_mark_keeps_the_first_attempt_and_survives_an_ambiguous_failure(
+    store: Store,
+) -> None:
+    store.add_findings([make_finding("tried")])
+    store.mark_attempt("tried", None, now=NOW)
+    store.mark_attempt("tried", "1700000000.000100", now=NOW + timedelta(minutes=1))
+    store.mark_post_failed("tried", "RemoteDisconnected", maybe_posted=True)
+    kept = store.get("tried")
+    assert kept is not None
+    assert kept.post_attempted_at == NOW
+    assert kept.thread_ts == "1700000000.000100"
+    store.mark_post_failed("tried", "Slack API error: fatal_error (HTTP 200)", maybe_posted=False)
+    cleared = store.get("tried")
+    assert cleared is not None
+    assert cleared.post_attempted_at is None
+    assert store.mark_posted("tried", CHANNEL, "1700000000.000500")
+    assert not store.mark_posted("tried", CHANNEL, "1700000000.000600")  # the first ts stands
+    final = store.get("tried")
+    assert final is not None
+    assert final.ts == "1700000000.000500"
+
+
 def test_suppressed_findings_are_never_claimed(store: Store) -> None:
     finding = make_finding("quiet")
     store.add_findings([Finding(finding.event, finding.severity, (*finding.reasons, "suppressed"))])

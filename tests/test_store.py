@@ -22,6 +22,7 @@ from bot.store import (
     OPEN,
     PENDING,
     POSTED,
+    SCHEMA_VERSION,
     SKIPPED,
     PollRun,
     Store,
@@ -389,7 +390,7 @@ def test_migrate_is_idempotent_and_keeps_data(url: str, store: Store) -> None:
 
     assert store.get(finding.event.event_id) is not None
     with store.engine.connect() as conn:
-        assert conn.execute(schema_info.select()).fetchall() == [(1, 1)]
+        assert conn.execute(schema_info.select()).fetchall() == [(1, SCHEMA_VERSION)]
 
 
 def test_many_processes_migrating_a_new_database_at_once(tmp_path: Path) -> None:
@@ -399,7 +400,7 @@ def test_many_processes_migrating_a_new_database_at_once(tmp_path: Path) -> None
     in_parallel(4, lambda i: stores[i].migrate())
 
     with stores[0].engine.connect() as conn:
-        assert conn.execute(schema_info.select()).fetchall() == [(1, 1)]
+        assert conn.execute(schema_info.select()).fetchall() == [(1, SCHEMA_VERSION)]
     stores[0].ping()
 
 
@@ -409,3 +410,37 @@ def test_a_database_from_a_newer_keyhunt_is_refused(url: str, store: Store) -> N
 
     with pytest.raises(RuntimeError, match="newer than this keyhunt"):
         Store(url).migrate()
+
+
+def test_a_schema_1_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path) -> None:
+    """Schema 1 had no attempt marks, bursts or unreadable counts: `migrate` adds them."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Store(url)
+    old.migrate()
+    (finding,) = findings(1)
+    old.add_findings([finding], now=NOW)
+    with old.engine.begin() as conn:  # make it look as keyhunt 0.1 left it
+        for table, column in (
+            ("findings", "post_attempted_at"),
+            ("findings", "burst_id"),
+            ("poll_runs", "unreadable"),
+        ):
+            if column == "burst_id":
+                conn.exec_driver_sql("DROP INDEX IF EXISTS ix_findings_burst_id")
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.exec_driver_sql("DROP TABLE bursts")
+        conn.execute(update(schema_info).values(version=1))
+    old.close()
+
+    upgraded = Store(url)
+    upgraded.migrate()
+    upgraded.migrate()  # and again: idempotent
+
+    stored = upgraded.get(finding.event.event_id)
+    assert stored is not None
+    assert stored.post_attempted_at is None
+    assert stored.burst_id is None
+    upgraded.record_poll(PollRun(NOW, NOW, True, True, 0, None, unreadable=3))
+    assert [r.unreadable for r in upgraded.poll_runs_since(NOW)] == [3]
+    with upgraded.engine.connect() as conn:
+        assert conn.execute(schema_info.select()).fetchall() == [(1, SCHEMA_VERSION)]

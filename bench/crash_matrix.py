@@ -33,8 +33,7 @@ from pathlib import Path
 
 from bot.fakes.aws import FakeAWS
 from bot.fakes.slack import FakeSlack
-from tests.conftest import keyhunt_env
-from tests.crashpoint import STEPS, alerts_in_channel, expire_dead_poller, run_poll
+from tests.crashpoint import STEPS, alerts_in_channel, expire_dead_poller, poll_env, run_poll
 from tests.slackbot import (
     BOT_TOKEN,
     CALLER,
@@ -63,19 +62,7 @@ def one_run(
     """(lost, repeated, extra Slack calls, killed as asked) for one crash and recovery."""
     slack.reset()
     db = tmp / f"crash-{step}-{n}-{time.monotonic_ns()}.db"
-    env = keyhunt_env(
-        aws,
-        tmp,
-        KEYHUNT_DATABASE_URL=f"sqlite:///{db}",
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=slack.api_url,
-        KEYHUNT_CHANNEL=CHANNEL,
-        KEYHUNT_BURST_THRESHOLD="10",
-        KEYHUNT_POSTS_PER_SECOND="50",
-        KEYHUNT_ENRICH="false",
-        HTTP_PROXY=None,
-        HTTPS_PROXY=None,
-    )
+    env = poll_env(aws, slack.api_url, f"sqlite:///{db}", tmp)
     if step == "dropped":
         slack.drop_next("chat.postMessage", skip=n - 1)
         first = run_poll(env, tmp)

@@ -18,10 +18,9 @@ import pytest
 from bot.fakes.slack import FakeSlack
 from bot.schedule import LEASE_NAME
 from bot.store import Store
-from tests.conftest import keyhunt_env
+from tests import crashpoint
 from tests.crashpoint import alerts_in_channel, expire_dead_poller, run_poll
 from tests.slackbot import (
-    BOT_TOKEN,
     CHANNEL,
     Bot,
     BotFactory,
@@ -51,20 +50,8 @@ def seed_burst(make_bot: BotFactory) -> list[str]:
 
 
 def poll_env(make_bot: BotFactory, tmp_path: Path, **extra: str | None) -> dict[str, str]:
-    return keyhunt_env(
-        make_bot.aws,
-        tmp_path,
-        KEYHUNT_DATABASE_URL=f"sqlite:///{make_bot.db}",
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_API_URL=make_bot.slack.api_url,
-        KEYHUNT_CHANNEL=CHANNEL,
-        KEYHUNT_BURST_THRESHOLD="10",
-        KEYHUNT_POSTS_PER_SECOND="50",
-        KEYHUNT_ENRICH="false",
-        # slack_sdk ignores NO_PROXY (see test_bot_delivery.py)
-        HTTP_PROXY=None,
-        HTTPS_PROXY=None,
-        **extra,
+    return crashpoint.poll_env(
+        make_bot.aws, make_bot.slack.api_url, f"sqlite:///{make_bot.db}", tmp_path, **extra
     )
 
 

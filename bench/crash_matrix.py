@@ -16,7 +16,8 @@ tests/crashpoint.py SIGKILLs at a step of its Nth chat.postMessage (N = 1 is the
 Then the dead poller's lease and claims are expired (what production waits a minute or two
 for) and a second `keyhunt poll --once` runs. For every N and step the channel is read:
 `lost` counts alerts missing, `repeated` the extra copies of alerts and summaries. The Slack
-calls the second look costs (conversations.history/replies, auth.test) are counted too.
+calls the second look costs (conversations.history/replies, auth.test) are counted too, and
+`off-thread` counts alerts that ended up in the channel outside the burst's thread.
 Figures only, no pass/fail.
 """
 
@@ -40,6 +41,7 @@ from tests.slackbot import (
     CHANNEL,
     REGION,
     event_id_of,
+    events_in,
     key_for_other,
     now_utc,
     self_key,
@@ -58,8 +60,9 @@ def burst(count: int) -> list[dict[str, object]]:
 
 def one_run(
     aws: FakeAWS, slack: FakeSlack, events: list[str], tmp: Path, step: str, n: int
-) -> tuple[int, int, int, bool]:
-    """(lost, repeated, extra Slack calls, killed as asked) for one crash and recovery."""
+) -> tuple[int, int, int, int, bool]:
+    """(lost, repeated, alerts outside the thread, extra Slack calls, killed as asked) for
+    one crash and its recovery."""
     slack.reset()
     db = tmp / f"crash-{step}-{n}-{time.monotonic_ns()}.db"
     env = poll_env(aws, slack.api_url, f"sqlite:///{db}", tmp)
@@ -75,9 +78,11 @@ def one_run(
     extra = sum(len(slack.calls_to(m)) for m in SEARCH_METHODS)  # over both runs
     seen = alerts_in_channel(slack, CHANNEL)
     lost = sum(1 for e in events if seen.get(e, 0) == 0)
-    summaries = len(slack.channel_messages(CHANNEL, top_level_only=True))
-    repeated = sum(c - 1 for c in seen.values() if c > 1) + max(summaries - 1, 0)
-    return lost, repeated, extra, killed
+    top = slack.channel_messages(CHANNEL, top_level_only=True)
+    summaries = [m for m in top if not events_in(m.blocks)]
+    repeated = sum(c - 1 for c in seen.values() if c > 1) + max(len(summaries) - 1, 0)
+    outside = sum(1 for m in top if events_in(m.blocks))  # alerts not in the burst's thread
+    return lost, repeated, outside, extra, killed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"keyhunt crash matrix — Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); "
         f"{args.alerts} alerts + 1 summary, every post N = 1..{posts}, {args.runs} run(s)"
     )
-    print(f"  {'step':<13} {'runs':>5} {'lost':>5} {'repeated':>9} {'extra calls/run':>16}")
+    print(
+        f"  {'step':<13} {'runs':>5} {'lost':>5} {'repeated':>9} {'off-thread':>11} "
+        f"{'extra calls/run':>16}"
+    )
     totals = [0, 0]
     with tempfile.TemporaryDirectory(prefix="keyhunt-bench-crash-") as name:
         tmp = Path(name)
@@ -106,22 +114,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             events = [event_id_of(r) for r in records]
             for step in steps:
                 started = time.monotonic()
-                lost = repeated = runs = not_killed = 0
+                lost = repeated = outside = runs = not_killed = 0
                 extras: list[int] = []
                 for _ in range(args.runs):
                     for n in range(1, posts + 1):
-                        one_lost, one_repeated, extra, killed = one_run(
+                        one_lost, one_repeated, one_outside, extra, killed = one_run(
                             aws, slack, events, tmp, step, n
                         )
                         lost += one_lost
                         repeated += one_repeated
+                        outside += one_outside
                         extras.append(extra)
                         runs += 1
                         not_killed += not killed
                 mean = sum(extras) / len(extras)
                 note = f"  ({not_killed} run(s) did not crash as asked)" if not_killed else ""
                 print(
-                    f"  {step:<13} {runs:>5} {lost:>5} {repeated:>9} "
+                    f"  {step:<13} {runs:>5} {lost:>5} {repeated:>9} {outside:>11} "
                     f"{mean:>9.1f} (max {max(extras)})   {time.monotonic() - started:.0f} s{note}",
                     flush=True,
                 )

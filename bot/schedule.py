@@ -64,11 +64,14 @@ class Leadership:
         another poller to finish), keep it renewed while the block runs, release it after.
         Yields False when it could not be had: then another process is polling."""
         deadline = time.monotonic() + wait.total_seconds()
-        while not self.renew():
+        # Not renew(): a database that cannot be reached is an error to report, not a sign
+        # that someone else polls.
+        while not self.store.acquire_lease(LEASE_NAME, self.holder, self.ttl):
             if time.monotonic() >= deadline:
                 yield False
                 return
             time.sleep(poll_every)
+        self.leading = True
         done = threading.Event()
 
         def keep_renewing() -> None:

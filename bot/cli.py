@@ -150,10 +150,18 @@ def cmd_hunt(args: argparse.Namespace, settings: Settings) -> int:
         print(f"keyhunt: {line}", file=sys.stderr)
     if result.stats.malformed:
         print(
-            f"keyhunt: skipped {result.stats.malformed} malformed CloudTrail record(s)",
+            f"keyhunt: {result.stats.malformed} CloudTrail record(s) could be read only in part "
+            "(CreateAccessKey ones are findings with reason malformed, see malformed_fields)",
             file=sys.stderr,
         )
-    return EXIT_OK if result.complete else EXIT_PARTIAL
+    if result.stats.unreadable:
+        # Fail closed: a record we could not read may be a key we cannot show in full.
+        print(
+            f"keyhunt: {result.stats.unreadable} CloudTrail record(s) could not be read (not "
+            "JSON, or no record text); CreateAccessKey ones are listed as malformed findings",
+            file=sys.stderr,
+        )
+    return EXIT_OK if result.complete and not result.stats.unreadable else EXIT_PARTIAL
 
 
 def cmd_key(args: argparse.Namespace, settings: Settings) -> int:

@@ -37,6 +37,12 @@ LAST_POLL_SUCCESS = Gauge(
     "Unix time of the last successful poll (age = time() - this)",
     registry=REGISTRY,
 )
+UNREADABLE_RECORDS = Counter(
+    "keyhunt_unreadable_records",
+    "CloudTrail records that could not be read at all (not JSON, or no CloudTrailEvent)",
+    ["account", "region"],
+    registry=REGISTRY,
+)
 TARGET_FAILURES = Counter(
     "keyhunt_target_failures",
     "Targets that could not be read in a poll",

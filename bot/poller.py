@@ -133,7 +133,7 @@ class Poller:
         for target, stats in result.per_target.items():
             metrics.LOOKUP_CALLS.labels(target.account_id, target.region).inc(stats.lookup_calls)
             metrics.LOOKUP_THROTTLES.labels(target.account_id, target.region).inc(stats.throttled)
-            if getattr(stats, "unreadable", 0):  # TEMP until HuntStats.unreadable
+            if stats.unreadable:
                 metrics.UNREADABLE_RECORDS.labels(target.account_id, target.region).inc(
                     stats.unreadable
                 )
@@ -152,4 +152,4 @@ class Poller:
                 log.warning("could not read %s: %s", target, error)
             else:
                 self.store.target_succeeded(target, window.end, stamp)
-        return len(new_ids), [str(t) for t in unread], getattr(result.stats, "unreadable", 0)
+        return len(new_ids), [str(t) for t in unread], result.stats.unreadable

@@ -8,6 +8,7 @@ link or formatting. Notification `text` carries only escaped, formatting-free te
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,11 @@ HEADLINES = {
         "user created an access key for itself",
         "user tried to create an access key for itself",
     ),
+    # Last: a better-known reason gives the headline; the body says what could not be read.
+    "malformed": (
+        "access key created; keyhunt could not read all of its record",
+        "attempt to create an access key; keyhunt could not read all of its record",
+    ),
 }
 REASON_WORDS = {
     "root_actor": "made by the root user",
@@ -54,7 +60,11 @@ REASON_WORDS = {
     "console": "made in the AWS console",
     "likely_rotation": "the user's other key was retired nearby (likely rotation)",
     "suppressed": "matches a configured suppression",
+    "malformed": "part of the CloudTrail record could not be read",
 }
+MAX_PROBLEMS_SHOWN = 5
+# What a problem line may show outside a code span: our own words, never markup.
+_PLAIN_PROBLEM = re.compile(r"[A-Za-z0-9 ,.()+'/-]*")
 STATUS_WORDS = {
     OPEN: "open",
     EXPECTED_ROTATION: "expected rotation",
@@ -154,8 +164,8 @@ def headline(record: dict[str, Any]) -> str:
 def alert_text(record: dict[str, Any]) -> str:
     """The notification line: complete on its own, like the mockup."""
     severity = str(record["severity"])
-    actor = plain(record.get("actor_name") or record.get("actor_type"), 64)
-    target = plain(record.get("target_user"), 64)
+    actor = plain(record.get("actor_name") or record.get("actor_type"), 64) or "an unknown caller"
+    target = plain(record.get("target_user"), 64) or "an unknown user"
     where = f"in {plain(record.get('account_id'), 32)}, {plain(record.get('region'), 32)}"
     if record.get("error_code"):
         error = plain(record["error_code"], 64)
@@ -164,7 +174,29 @@ def alert_text(record: dict[str, Any]) -> str:
         what = f"{actor} created an access key for themselves"
     else:
         what = f"{actor} created an access key for {target}"
-    return f"{EMOJI.get(severity, '')} {severity.upper()}  {what} {where}"
+    unread = " (keyhunt could not read all of its record)" if record.get("malformed_fields") else ""
+    return f"{EMOJI.get(severity, '')} {severity.upper()}  {what} {where}{unread}"
+
+
+def could_not_read(problems: Sequence[object]) -> str:
+    """One line naming what could not be read: `field` (what was wrong) · ..., bounded.
+
+    The field is CloudTrail's (shown as code); what was wrong is keyhunt's own words, shown
+    bare only when it holds no character Slack could read as markup, else as code too.
+    """
+    parts = []
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        field, _, what = str(problem).partition(": ")
+        what = clean(what, 120).strip()
+        if not what:
+            parts.append(code(field, 80))
+        elif _PLAIN_PROBLEM.fullmatch(what):
+            parts.append(f"{code(field, 80)} ({escape(what)})")
+        else:
+            parts.append(f"{code(field, 80)} ({code(what, 120)})")
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        parts.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+    return "⚠ keyhunt could not read: " + " · ".join(parts)
 
 
 def is_own_key(record: dict[str, Any]) -> bool:
@@ -212,6 +244,9 @@ def render_alert(finding: StoredFinding, now: datetime) -> tuple[str, Blocks]:
         section(f"{title}\n{summary}"),
         {"type": "section", "fields": fields[:10]},
     ]
+    problems = record.get("malformed_fields")
+    if problems and isinstance(problems, list):
+        blocks.append(context(could_not_read(problems)))
     status_line = render_status_line(finding, now)
     if status_line:
         blocks.append(context(status_line))
@@ -310,6 +345,9 @@ def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
     blocks: Blocks = [section(f"*{escape(head)}*\n{tally}")]
     if result.errors:
         blocks.append(section(render_errors(result.errors)))
+    unreadable = result.stats.unreadable
+    if unreadable:
+        blocks.append(section(f"⚠ {unreadable_records(unreadable)}"))
     rows = [_hunt_row(f.to_record()) for f in result.findings[:max_rows]]
     packed_blocks, shown = _pack(rows, budget=MAX_BLOCKS - len(blocks) - 1)
     blocks.extend(packed_blocks)
@@ -323,22 +361,33 @@ def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
     text = f"{head} ({tally})"
     if result.errors:
         text += f"; {len(result.failed_targets)} target(s) could not be read"
+    if unreadable:
+        text += f"; {unreadable} CloudTrail record(s) could not be read"
     return text, blocks[:MAX_BLOCKS]
+
+
+def unreadable_records(count: int) -> str:
+    return (
+        f"{count} CloudTrail record(s) could not be read (not JSON); any CreateAccessKey among "
+        "them is listed as malformed"
+    )
 
 
 def _hunt_row(record: dict[str, Any]) -> str:
     time = datetime.fromisoformat(str(record["event_time"]).replace("Z", "+00:00"))
     who = code(record.get("actor_name") or record.get("actor_type"), 40)
     whom = "(self)" if is_own_key(record) else code(record.get("target_user"), 40)
+    # The whole key ID, copyable from its code span (IDs are at most 128 characters).
     key = (
         f"({code(record.get('error_code'), 40)})"
         if record.get("error_code")
-        else code(short_key(record.get("access_key_id")), 16)
+        else code(record.get("access_key_id"), 128)
     )
     status = STATUS_WORDS.get(str(record.get("status")), escape(record.get("status")))
+    unread = "  ⚠ partly unreadable" if record.get("malformed_fields") else ""
     return (
         f"{EMOJI.get(str(record['severity']), '')} {time.strftime('%m-%d %H:%M')}  {who} → "
-        f"{whom}  {code(record.get('account_id'), 16)}  {key}  {status}"
+        f"{whom}  {code(record.get('account_id'), 16)}  {key}  {status}{unread}"
     )
 
 
@@ -446,6 +495,9 @@ def render_status(
     lines = [f"*{escape(head)}*"]
     if scheduler_error:
         lines.append(f"⚠ last job error: {code(scheduler_error, 300)}")
+    unreadable = unreadable_in(runs)
+    if unreadable:
+        lines.append(f"⚠ {unreadable_records(unreadable)}, in the polls shown")
     shown = 40
     for h in health[:shown]:
         ok = ago(h.last_success_at, now) if h.last_success_at else "never"
@@ -500,9 +552,19 @@ def render_digest(
         )
     if len(unread) > 10:
         lines.append(f"…and {len(unread) - 10} more unread account/region pairs")
+    unreadable = unreadable_in(runs)
+    if unreadable:
+        lines.append(f"⚠ {unreadable_records(unreadable)}, in 24 h")
     if unread:
         first += f"; ⚠ {len(unread)} account/region pair(s) could not be read"
+    if unreadable:
+        first += f"; ⚠ {unreadable} CloudTrail record(s) could not be read"
     return first, [section("\n".join(lines))]
+
+
+def unreadable_in(runs: Sequence[PollRun]) -> int:
+    """CloudTrail records the polls could not read (PollRun.unreadable; 0 for older rows)."""
+    return sum(int(run.unreadable or 0) for run in runs)
 
 
 USAGE = escape(

@@ -71,6 +71,8 @@ def summary_line(result: HuntResult) -> str:
     unread = len(result.failed_targets)
     if unread:
         line += f" — PARTIAL: {unread} of {len(result.targets)} target(s) could not be read"
+    if result.stats.unreadable:
+        line += f" — PARTIAL: {result.stats.unreadable} CloudTrail record(s) could not be read"
     return line
 
 
@@ -82,8 +84,8 @@ def format_table(result: HuntResult, colour: bool = False) -> str:
         rows = [(*header, "STATUS", "REASONS")]
         for f in result.findings:
             e = f.event
-            who = safe_text(e.actor.name or e.actor.type, 24)
-            whom = "(self)" if "self_service" in f.reasons else safe_text(e.target_user, 24)
+            who = safe_text(e.actor.name or e.actor.type or "?", 24)  # "?": unreadable
+            whom = "(self)" if "self_service" in f.reasons else safe_text(e.target_user or "?", 24)
             rows.append(
                 (
                     e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
@@ -91,7 +93,10 @@ def format_table(result: HuntResult, colour: bool = False) -> str:
                     f"{who} → {whom}",
                     safe_text(f.account_id or "-"),
                     safe_text(e.region or "-"),
-                    short_key(e.access_key_id) if not e.failed else f"({safe_text(e.error_code)})",
+                    # The whole key ID: a hunt's answer is for copying into `keyhunt key`.
+                    safe_text(e.access_key_id or "-", 128)
+                    if not e.failed
+                    else f"({safe_text(e.error_code)})",
                     f.status,
                     ",".join(f.reasons),
                 )
@@ -118,6 +123,7 @@ def format_csv(findings: Sequence[Finding]) -> str:
     for f in findings:
         record = f.to_record()
         record["reasons"] = ";".join(record["reasons"])
+        record["malformed_fields"] = ";".join(record["malformed_fields"])
         writer.writerow([_csv_cell(record[name]) for name in FINDING_FIELDS])
     return buffer.getvalue()
 

@@ -41,4 +41,7 @@ def severity_for(event: KeyEvent, matched: Sequence[Rule]) -> Severity:
         for rule in matched:
             if rule.lowers_to is not None and severity.rank > rule.lowers_to.rank:
                 severity = rule.lowers_to
+    for rule in matched:
+        if rule.at_least is not None and severity.rank < rule.at_least.rank:
+            severity = rule.at_least
     return severity

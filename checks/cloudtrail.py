@@ -1,7 +1,9 @@
 """Read CloudTrail's LookupEvents: one attribute, explicit window, 50 a page, every page.
 
-Pages stream out as they arrive; each `CloudTrailEvent` is parsed once, here, and a record
-that cannot be parsed is counted, logged and skipped without losing the rest of its page.
+Pages stream out as they arrive; each `CloudTrailEvent` is parsed once, here. A record read
+only in part is counted (`malformed`) and used; a record that is not JSON at all is counted
+(`unreadable`) and logged, and still becomes a CreateAccessKey event from the LookupEvents
+envelope when the envelope says it is one. Nothing loses the rest of its page.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checks.model import HuntStats, KeyEvent, Window
-from checks.parse import MalformedRecord, parse_record
+from checks.parse import (
+    CREATE_ACCESS_KEY,
+    MalformedRecord,
+    UnreadableRecord,
+    key_event_from_envelope,
+    parse_envelope,
+    parse_record,
+)
 from checks.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -102,27 +112,62 @@ def fetch_events(
     throttling: Throttling = Throttling(),
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[KeyEvent]:
-    """Parsed events, newest first; malformed records are skipped and counted."""
+    """Parsed events, newest first; see parse_entry for what is counted and skipped."""
     for page in fetch_pages(client, attribute, window, stats, throttling, sleep):
         for entry in page:
             stats.events_read += 1
-            event = parse_entry(entry)
-            if event is None:
-                stats.malformed += 1
-            else:
+            event = parse_entry(entry, stats)
+            if event is not None:
                 yield event
 
 
-def parse_entry(entry: dict[str, Any]) -> KeyEvent | None:
+def parse_entry(
+    entry: Mapping[str, Any],
+    stats: HuntStats | None = None,
+    read_at: datetime | None = None,
+) -> KeyEvent | None:
+    """One LookupEvents `Events` entry as a KeyEvent. Never raises.
+
+    A CreateAccessKey (by the record's eventName or the envelope's EventName) is always an
+    event, whatever its CloudTrailEvent holds; what could not be read is in its `problems`.
+    Any other record is None when it cannot be used (not JSON, or no ID, name or time).
+    `stats.unreadable` counts text that is not a JSON object, `stats.malformed` the rest that
+    was read only in part.
+    """
+    envelope = parse_envelope(entry)
     raw = entry.get("CloudTrailEvent")
     try:
-        if not isinstance(raw, str):
-            raise MalformedRecord("CloudTrailEvent is missing")
-        return parse_record(raw)
-    except MalformedRecord as exc:
+        if not isinstance(raw, str | bytes):
+            kind = "missing" if raw is None else f"{type(raw).__name__}, expected a string"
+            raise UnreadableRecord(kind)
+        event = parse_record(raw, envelope, read_at)
+    except UnreadableRecord as exc:
+        if stats is not None:
+            stats.unreadable += 1
         # %r keeps attacker-chosen text on one line in the log.
-        log.warning("skipped malformed CloudTrail record %r: %s", entry.get("EventId"), exc)
+        log.warning("unreadable CloudTrail record %r: %s", envelope.event_id, exc)
+        if envelope.event_name != CREATE_ACCESS_KEY:
+            return None
+        return key_event_from_envelope(envelope, raw, str(exc), read_at)
+    except MalformedRecord as exc:
+        if stats is not None:
+            stats.malformed += 1
+        log.warning("skipped malformed CloudTrail record %r: %s", envelope.event_id, exc)
         return None
+    if event.problems:
+        if stats is not None:
+            stats.malformed += 1
+        listed = envelope.event_id
+        if listed is None or listed == event.event_id:
+            log.warning("CloudTrail record %r read in part: %r", event.event_id, event.problems)
+        else:
+            log.warning(
+                "CloudTrail record %r (LookupEvents EventId %r) read in part: %r",
+                event.event_id,
+                listed,
+                event.problems,
+            )
+    return event
 
 
 def _call_with_backoff(

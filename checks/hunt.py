@@ -16,6 +16,7 @@ from checks.classify import classify
 from checks.cloudtrail import LookupFailed, Throttling, fetch_events, gate_client
 from checks.iam import IamReadFailed, fetch_user_keys
 from checks.model import (
+    HUNT_STAT_FIELDS,
     Finding,
     HuntResult,
     HuntStats,
@@ -158,7 +159,7 @@ def _merge(
     seen: set[tuple[str | None, str]] = set()
     for outcome in outcomes:
         errors.extend(outcome.errors)
-        for name in ("lookup_calls", "events_read", "malformed", "throttled", "iam_calls"):
+        for name in HUNT_STAT_FIELDS:
             setattr(stats, name, getattr(stats, name) + getattr(outcome.stats, name))
         for finding in outcome.findings:
             key = (finding.account_id, finding.event.event_id)

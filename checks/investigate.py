@@ -7,13 +7,15 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from checks.classify import classify
-from checks.cloudtrail import LookupFailed, fetch_pages, gate_client
+from checks.cloudtrail import LookupFailed, fetch_pages, gate_client, parse_entry
 from checks.hunt import CREATE, IAM_REGION, ClientSource, HuntOptions
 from checks.iam import IamReadFailed, KeyLastUse, fetch_key_last_use, fetch_user_keys
 from checks.model import (
     FATAL_STAGES,
+    HUNT_STAT_FIELDS,
     ApiActivity,
     Finding,
     HuntStats,
@@ -22,7 +24,7 @@ from checks.model import (
     TargetError,
     Window,
 )
-from checks.parse import MalformedRecord, parse_activity, parse_record
+from checks.parse import MalformedRecord, UnreadableRecord, parse_activity, parse_envelope
 from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def investigate_key(
                 report.creation = creation
             report.activity.extend(activity)
             report.errors.extend(errors)
-            for name in ("lookup_calls", "events_read", "malformed", "throttled"):
+            for name in HUNT_STAT_FIELDS:
                 setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
     report.activity.sort(key=lambda a: (a.event_time, a.event_id))
     _read_iam(report, targets, clients)
@@ -95,11 +97,10 @@ def _read_target(
             creation = _find_creation(client, key, target, window, stats, opts)
         for page in fetch_pages(client, ("AccessKeyId", key), window, stats, opts.throttling):
             for entry in page:
-                try:
-                    activity.append(parse_activity(str(entry.get("CloudTrailEvent"))))
-                except MalformedRecord as exc:
-                    stats.malformed += 1
-                    log.warning("skipped malformed record %r: %s", entry.get("EventId"), exc)
+                stats.events_read += 1
+                call = _read_activity(entry, stats)
+                if call is not None:
+                    activity.append(call)
     except LookupFailed as exc:
         return creation, activity, [TargetError(target, "lookup", exc.code, exc.message)], stats
     return creation, activity, [], stats
@@ -115,14 +116,32 @@ def _find_creation(
 ) -> Finding | None:
     for page in fetch_pages(client, CREATE, window, stats, opts.throttling):
         for entry in page:
-            try:
-                event = parse_record(str(entry.get("CloudTrailEvent")))
-            except MalformedRecord:
-                stats.malformed += 1
-                continue
-            if event.access_key_id == key:
+            stats.events_read += 1
+            event = parse_entry(entry, stats)
+            if event is not None and event.access_key_id == key:
                 return classify(event, suppressions=opts.suppressions, target=target)
     return None
+
+
+def _read_activity(entry: dict[str, Any], stats: HuntStats) -> ApiActivity | None:
+    """One API call made with the key; a record without an ID, name or time is skipped."""
+    envelope = parse_envelope(entry)
+    raw = entry.get("CloudTrailEvent")
+    try:
+        if not isinstance(raw, str | bytes):
+            raise UnreadableRecord("missing" if raw is None else type(raw).__name__)
+        call = parse_activity(raw, envelope)
+    except UnreadableRecord as exc:
+        stats.unreadable += 1
+        log.warning("skipped unreadable record %r: %s", envelope.event_id, exc)
+        return None
+    except MalformedRecord as exc:
+        stats.malformed += 1
+        log.warning("skipped malformed record %r: %s", envelope.event_id, exc)
+        return None
+    if call.problems:
+        stats.malformed += 1
+    return call
 
 
 def _read_iam(report: KeyReport, targets: Sequence[Target], clients: ClientSource) -> None:

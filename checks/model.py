@@ -67,9 +67,9 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who made the call, from `userIdentity`."""
+    """Who made the call, from `userIdentity`. `type` is None when it could not be read."""
 
-    type: str
+    type: str | None
     arn: str | None
     name: str | None
     account_id: str | None
@@ -99,6 +99,12 @@ class KeyEvent:
     user_agent: str | None
     error_code: str | None
     error_message: str | None
+    # What could not be read, one "<dotted.field>: <what was wrong>" line each (checks.parse).
+    problems: tuple[str, ...] = ()
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.problems)
 
     @property
     def failed(self) -> bool:
@@ -134,6 +140,7 @@ class ApiActivity:
     source_ip: str | None
     user_agent: str | None
     error_code: str | None
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +196,7 @@ class Finding:
             "severity": self.severity.value,
             "reasons": list(self.reasons),
             "status": self.status,
+            "malformed_fields": list(e.problems),
         }
 
 
@@ -211,6 +219,7 @@ FINDING_FIELDS: tuple[str, ...] = (
     "severity",
     "reasons",
     "status",
+    "malformed_fields",
 )
 
 
@@ -233,11 +242,29 @@ class TargetError:
 
 @dataclass(slots=True)
 class HuntStats:
-    lookup_calls: int = 0
-    events_read: int = 0
+    lookup_calls: int = 0  # LookupEvents HTTP attempts, retries included
+    events_read: int = 0  # LookupEvents entries seen
+    # Records read only in part: some fields could not be read (each CreateAccessKey one is
+    # still a finding, reason `malformed`), or a key change or API call without an ID, name
+    # or time, which is skipped.
     malformed: int = 0
     throttled: int = 0
     iam_calls: int = 0
+    # Records that are not CloudTrail records at all: CloudTrailEvent missing, not JSON or not
+    # a JSON object. Not counted in `malformed`. A CreateAccessKey one (by LookupEvents'
+    # EventName) is still a finding, built from the envelope; the others are skipped.
+    unreadable: int = 0
+
+
+# Summed per target and per hunt (checks.hunt._merge, checks.investigate).
+HUNT_STAT_FIELDS: tuple[str, ...] = (
+    "lookup_calls",
+    "events_read",
+    "malformed",
+    "throttled",
+    "iam_calls",
+    "unreadable",
+)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ end-to-end tests compare keyhunt against.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import uuid
@@ -67,6 +68,7 @@ FINDING_KEYS = (
     "severity",
     "reasons",
     "status",
+    "malformed_fields",
 )
 
 
@@ -392,9 +394,9 @@ class Expected:
     account_id: str
     severity: Severity
     reasons: tuple[str, ...]
-    actor_type: str
-    actor_name: str
-    target_user: str
+    actor_type: str | None  # None: the record's userIdentity could not be read
+    actor_name: str | None
+    target_user: str | None
     access_key_id: str | None
     error_code: str | None
 
@@ -431,6 +433,14 @@ class RawEvent:
     event_name: str
     at: datetime
     text: str
+
+    @property
+    def readable(self) -> bool:
+        """JSON object (read in part) rather than text that is no record at all."""
+        try:
+            return isinstance(json.loads(self.text), dict)
+        except ValueError:
+            return False
 
 
 @dataclass
@@ -484,8 +494,28 @@ class Scenario:
         )
         return record
 
-    def add_malformed(self, account: str, at: datetime, text: str) -> None:
-        self.raw.append(RawEvent(account, REGION, new_event_id(), "CreateAccessKey", at, text))
+    def add_malformed(
+        self, account: str, at: datetime, text: str, *, record_id: str | None = None
+    ) -> None:
+        """A CreateAccessKey whose CloudTrailEvent is broken: still a finding, reason
+        `malformed`, with what could not be read null. `record_id` is the eventID the text
+        itself carries (else LookupEvents' EventId is the finding's)."""
+        raw = RawEvent(account, REGION, new_event_id(), "CreateAccessKey", at, text)
+        self.raw.append(raw)
+        self.findings.append(
+            Expected(
+                event_id=record_id or raw.event_id,
+                event_time=cloudtrail_time(at),
+                account_id=account,
+                severity="medium",
+                reasons=("malformed",),
+                actor_type=None,
+                actor_name=None,
+                target_user=None,
+                access_key_id=None,
+                error_code=None,
+            )
+        )
 
     # ---- using
 
@@ -509,7 +539,15 @@ class Scenario:
 
     @property
     def malformed_count(self) -> int:
-        return sum(1 for raw in self.raw if raw.account not in self.unreadable)
+        """Records that are JSON objects but could be read only in part."""
+        return sum(1 for raw in self.raw if raw.account not in self.unreadable and raw.readable)
+
+    @property
+    def unreadable_count(self) -> int:
+        """Records that are not JSON objects at all."""
+        return sum(
+            1 for raw in self.raw if raw.account not in self.unreadable and not raw.readable
+        )
 
     @property
     def accounts_setting(self) -> str:
@@ -566,7 +604,8 @@ def hunt_scenario(
     """Three accounts, every CONTRACT situation, pagination, malformed records and faults.
 
     * 123456789012 (the caller): root, other-user, self-service, role, SSO, failed, console,
-      rotation and decoys that are not rotations; two malformed records; noise.
+      rotation and decoys that are not rotations; two broken CreateAccessKey records (one
+      not JSON, one without userIdentity), which are still findings; noise.
     * 222222222222 (AssumeRole): `bulk` keys made by a Terraform role (pages of 50), a
       federated user; its first `throttle` LookupEvents calls are throttled.
     * 333333333333: a root key that must not be reported when the account is unreadable
@@ -744,6 +783,7 @@ def hunt_scenario(
         ago(minutes=25),
         '{"eventVersion": "1.09", "eventID": "no-identity", "eventName": "CreateAccessKey", '
         f'"eventTime": "{cloudtrail_time(ago(minutes=25))}", "awsRegion": "us-east-1"}}',
+        record_id="no-identity",
     )
 
     # ---- 222222222222: enough keys to need pages, and a federated user

@@ -31,6 +31,7 @@ from tests.scenario import FINDING_KEYS
 CRITICAL, HIGH, MEDIUM, LOW = "critical", "high", "medium", "low"
 ROOT, OTHER, SELF = "root_actor", "key_for_other_user", "self_service"
 FAILED, CONSOLE, ROTATION = "failed_attempt", "console", "likely_rotation"
+MALFORMED = "malformed"
 
 CONTRACT_FIELDS = FINDING_KEYS  # CONTRACT section 2, written out once in tests/scenario.py
 ISO_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -55,10 +56,13 @@ SAMPLES = [
     # No requestParameters or responseElements at all: the key was for the caller itself.
     ("panther-analysis__failed-createaccesskey-LimitExceededException.json", LOW,
      {SELF, FAILED}, "some_iam_user"),
-    ("panther-analysis__root-creates-own-access-key.json", CRITICAL, {ROOT, CONSOLE}, "root"),
+    # Its createDate (`Jan 01, 2019 0:00:00 PM`, hour 0 with PM) cannot be read: malformed,
+    # and root stays critical.
+    ("panther-analysis__root-creates-own-access-key.json", CRITICAL, {ROOT, CONSOLE, MALFORMED},
+     "root"),
     # Root creating a key for someone else is root_actor only: root_actor covers every key.
-    ("panther-analysis__root-creates-key-for-iam-user.json", CRITICAL, {ROOT, CONSOLE},
-     "example-user"),
+    ("panther-analysis__root-creates-key-for-iam-user.json", CRITICAL,
+     {ROOT, CONSOLE, MALFORMED}, "example-user"),
     # The console names root's own key "Root"; the finding says `root`.
     ("panther-analysis__scenario-root-console-creates-own-key.json", CRITICAL, {ROOT, CONSOLE},
      "root"),
@@ -137,8 +141,32 @@ FIXTURES: dict[str, tuple[str, set[str]]] = {
     "console/positive_signin_user_agent": (HIGH, {OTHER, CONSOLE}),
     "console/positive_console_user_agent": (MEDIUM, {SELF, CONSOLE}),
     "console/positive_session_credential_from_console": (MEDIUM, {SELF, CONSOLE}),
+    "console/positive_console_aws_amazon_com_user_agent": (MEDIUM, {SELF, CONSOLE}),
+    "console/positive_regional_console_user_agent": (HIGH, {OTHER, CONSOLE}),
+    "console/positive_signin_user_agent_upper_case": (MEDIUM, {SELF, CONSOLE}),
+    "console/positive_invoked_by_signin": (MEDIUM, {SELF, CONSOLE}),
+    "console/positive_session_credential_in_user_identity": (MEDIUM, {SELF, CONSOLE}),
+    "console/positive_session_credential_json_boolean": (HIGH, {OTHER, CONSOLE}),
     "console/negative_cli_user_agent": (MEDIUM, {SELF}),
     "console/negative_spoofed_console_text": (HIGH, {OTHER}),
+    "console/negative_aws_internal_without_console_flag": (MEDIUM, {SELF}),
+    "console/negative_lookalike_console_domain": (HIGH, {OTHER}),
+    "console/negative_non_ascii_lookalike_signin": (HIGH, {OTHER}),
+    "console/negative_session_credential_false": (MEDIUM, {SELF}),
+    "malformed/positive_user_agent_number_mallory_for_bob": (HIGH, {OTHER, MALFORMED}),
+    "malformed/positive_request_parameters_list_alice_for_bob": (HIGH, {OTHER, MALFORMED}),
+    "malformed/positive_console_flag_integer_dana_self": (MEDIUM, {SELF, MALFORMED}),
+    "malformed/positive_create_date_unreadable_bob_self": (MEDIUM, {SELF, MALFORMED}),
+    "malformed/positive_lone_surrogate_user_agent_carol_self": (MEDIUM, {SELF, MALFORMED}),
+    # Who made it is unknown: no rule may guess other-user or self-service.
+    "malformed/positive_identity_type_missing_for_bob": (MEDIUM, {MALFORMED}),
+    "malformed/positive_root_user_agent_list": (CRITICAL, {ROOT, MALFORMED}),
+    "malformed/positive_event_time_unreadable_frank_self": (MEDIUM, {SELF, MALFORMED}),
+    # A rotation lowers, but a malformed finding never goes below medium.
+    "malformed/positive_rotation_keeps_medium": (MEDIUM, {SELF, ROTATION, MALFORMED}),
+    "malformed/negative_well_formed_self_key": (MEDIUM, {SELF}),
+    "malformed/negative_null_optional_fields": (MEDIUM, {SELF}),
+    "malformed/negative_unusual_but_valid_text": (MEDIUM, {SELF}),
     "likely_rotation/positive_self_deactivates_old_key_10m_after": (LOW, {SELF, ROTATION}),
     "likely_rotation/positive_admin_deletes_old_key_2h_before": (LOW, {OTHER, ROTATION}),
     "likely_rotation/negative_old_key_reactivated": (MEDIUM, {SELF}),
@@ -216,6 +244,7 @@ def _without_console(record: dict[str, Any]) -> dict[str, Any]:
     record = json.loads(json.dumps(record))
     record["userAgent"] = "aws-cli/2.17.41 md/command#iam.create-access-key"
     record.pop("sessionCredentialFromConsole", None)
+    record["userIdentity"].pop("sessionCredentialFromConsole", None)
     record["userIdentity"].pop("invokedBy", None)
     return record
 
@@ -392,6 +421,9 @@ def test_to_record_shape(case_id: str, finding: Finding) -> None:
     assert record["status"] == "open"
     assert re.fullmatch(r"\d{12}", record["account_id"])
     assert (record["access_key_id"] is None) == (record["error_code"] is not None)
+    assert all(isinstance(p, str) and p for p in record["malformed_fields"])
+    assert bool(record["malformed_fields"]) == (MALFORMED in record["reasons"])
+    json.dumps(record, ensure_ascii=False).encode("utf-8")  # storable: no lone surrogate
 
 
 def test_to_record_of_an_sso_session() -> None:
@@ -421,6 +453,7 @@ def test_to_record_of_an_sso_session() -> None:
         "severity": "high",
         "reasons": ["key_for_other_user"],
         "status": "open",
+        "malformed_fields": [],
     }
 
 

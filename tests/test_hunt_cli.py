@@ -141,10 +141,21 @@ def test_scenario_prints_exactly_its_findings(keyhunt: Keyhunt, fake: FakeAWS) -
     assert_findings(run.records, scenario.expected)
     assert {f.severity for f in scenario.expected} == {"critical", "high", "medium", "low"}
     assert run.failures == {f"{DENIED}/{REGION}": ("lookup", "AccessDeniedException")}
-    # Malformed records are skipped, counted and each one logged; the rest of the page is used.
-    assert f"skipped {scenario.malformed_count} malformed CloudTrail record(s)" in run.stderr
+    # Broken CreateAccessKey records are still findings (reason `malformed`, in the expected
+    # list above), counted and each one logged; the rest of the page is used.
+    assert scenario.malformed_count == scenario.unreadable_count == 1
+    assert (
+        f"keyhunt: {scenario.malformed_count} CloudTrail record(s) could be read only in part"
+    ) in run.stderr
+    assert (
+        f"keyhunt: {scenario.unreadable_count} CloudTrail record(s) could not be read"
+    ) in run.stderr
     for raw in scenario.raw:
         assert raw.event_id in run.stderr
+    malformed = [r for r in run.records if "malformed" in r["reasons"]]
+    assert len(malformed) == 2
+    assert all(r["malformed_fields"] for r in malformed)
+    assert all(r["malformed_fields"] == [] for r in run.records if r not in malformed)
 
     for call in fake.calls:
         assert_lookup_shape(call)
@@ -167,7 +178,9 @@ def test_scenario_prints_exactly_its_findings(keyhunt: Keyhunt, fake: FakeAWS) -
             )
 
 
-@pytest.mark.parametrize(("deny", "exit_code"), [(None, 0), ("assume_role", 1)])
+# Partial either way: the scenario holds a record that is not JSON (CONTRACT exit 1; the
+# clean exit 0 is test_account_filter_searches_only_that_account's).
+@pytest.mark.parametrize(("deny", "exit_code"), [(None, 1), ("assume_role", 1)])
 def test_every_readable_account_and_region_is_searched(
     keyhunt: Keyhunt, fake: FakeAWS, deny: DenyMode | None, exit_code: int
 ) -> None:
@@ -181,6 +194,8 @@ def test_every_readable_account_and_region_is_searched(
     )
 
     assert run.code == exit_code, run.stderr
+    assert scenario.unreadable_count == 1
+    assert "keyhunt: 1 CloudTrail record(s) could not be read" in run.stderr
     assert_findings(run.records, scenario.expected)
     readable = [a for a in scenario.accounts if a not in scenario.unreadable]
     assert {(c.account_id, c.region) for c in fake.calls} == {
@@ -320,6 +335,101 @@ def test_table_has_a_summary_and_no_terminal_escapes(keyhunt: Keyhunt, fake: Fak
     assert "\x07" not in run.stdout
 
 
+# --------------------------------------------------------------------------- records we cannot read
+
+
+def test_an_unreadable_record_is_a_partial_hunt_that_still_shows_the_key(
+    keyhunt: Keyhunt, fake: FakeAWS
+) -> None:
+    """A CloudTrailEvent that is not JSON: its CreateAccessKey is still printed (from the
+    LookupEvents envelope, reason `malformed`), named on stderr, and the exit is partial."""
+    now = datetime.now(UTC)
+    good = create_access_key(iam_user(CALLER, "dave"), now - timedelta(minutes=5))
+    fake.add_events(CALLER, REGION, [good])
+    key = "AKIA" + "B" * 16
+    fake.add_raw_event(
+        CALLER,
+        REGION,
+        event_id="0b6c3c4e-1f2a-4d5b-9c8d-7e6f5a4b3c2d",
+        event_name="CreateAccessKey",
+        event_time=now - timedelta(minutes=4),
+        cloudtrail_event='{"eventVersion": "1.09", "eventName": "CreateAcc',
+        username="mallory",
+        resources=[("AWS::IAM::AccessKey", key), ("AWS::IAM::User", "bob")],
+    )
+    fake.add_raw_event(  # rotation context that cannot be read: counted, not a finding
+        CALLER,
+        REGION,
+        event_id="1c7d4d5f-2a3b-4e6c-8d9e-8f7a6b5c4d3e",
+        event_name="UpdateAccessKey",
+        event_time=now - timedelta(minutes=3),
+        cloudtrail_event="<html>502 Bad Gateway</html>",
+    )
+
+    run = hunt_jsonl(keyhunt)
+
+    assert run.code == 1, run.stderr
+    assert "keyhunt: 2 CloudTrail record(s) could not be read" in run.stderr
+    by_id = {r["event_id"]: r for r in run.records}
+    assert set(by_id) == {good["eventID"], "0b6c3c4e-1f2a-4d5b-9c8d-7e6f5a4b3c2d"}
+    broken = by_id["0b6c3c4e-1f2a-4d5b-9c8d-7e6f5a4b3c2d"]
+    assert (broken["severity"], broken["reasons"]) == ("medium", ["malformed"])
+    assert (broken["access_key_id"], broken["target_user"], broken["actor_name"]) == (
+        key,
+        "bob",
+        "mallory",
+    )
+    assert (broken["account_id"], broken["region"], broken["actor_type"]) == (CALLER, REGION, None)
+    assert broken["malformed_fields"][0].startswith("CloudTrailEvent: not JSON")
+    assert by_id[good["eventID"]]["malformed_fields"] == []
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "table", "csv"])
+def test_a_lone_surrogate_never_breaks_the_output(
+    keyhunt: Keyhunt, fake: FakeAWS, fmt: str
+) -> None:
+    """`"userAgent": "aws-cli/2 \\ud800"` is valid JSON with no UTF-8 form: it is printed as
+    U+FFFD, the finding says what was replaced, and the hunt is complete (exit 0)."""
+    now = datetime.now(UTC)
+    record = create_access_key(
+        iam_user(CALLER, "carol"), now - timedelta(minutes=5), user_agent="aws-cli/2 \ud800"
+    )
+    text = json.dumps(record)
+    assert "\\ud800" in text
+    fake.add_events(CALLER, REGION, [text])
+
+    run = keyhunt("hunt", "--format", fmt)
+
+    assert run.code == 0, run.stderr
+    assert "could be read only in part" in run.stderr
+    if fmt == "jsonl":
+        (found,) = run.records
+        assert found["user_agent"] == "aws-cli/2 \ufffd"
+        assert found["reasons"] == ["self_service", "malformed"]
+        assert found["malformed_fields"] == ["userAgent: lone surrogate replaced by U+FFFD"]
+    elif fmt == "csv":
+        (row,) = csv.DictReader(io.StringIO(run.stdout))
+        assert row["malformed_fields"] == "userAgent: lone surrogate replaced by U+FFFD"
+        assert row["user_agent"] == "aws-cli/2 \ufffd"
+    else:
+        assert "self_service,malformed" in run.stdout
+
+
+def test_the_table_shows_whole_key_ids(keyhunt: Keyhunt, fake: FakeAWS) -> None:
+    now = datetime.now(UTC)
+    key = "AKIA" + "C" * 14 + "XY"
+    fake.add_events(
+        CALLER, REGION, [create_access_key(iam_user(CALLER, "dave"), now, key_id=key)]
+    )
+
+    run = keyhunt("hunt", "--format", "table")
+
+    assert run.code == 0, run.stderr
+    (row,) = [line for line in run.stdout.splitlines() if "dave" in line]
+    assert key in row.split()
+    assert "…" not in row
+
+
 # --------------------------------------------------------------------------- usage errors
 
 
@@ -392,7 +502,9 @@ def test_filters_print_exactly_the_matching_findings(
 
     for name, (_, wanted) in FILTERS.items():
         with subtests.test(filter=name):
-            assert runs[name].code == 0, runs[name].stderr
+            # Partial: the scenario's record that is not JSON may be any user's key.
+            assert runs[name].code == 1, runs[name].stderr
+            assert "keyhunt: 1 CloudTrail record(s) could not be read" in runs[name].stderr
             expected = [f for f in scenario.expected if wanted(f)]
             assert expected, "the scenario must hold something for every filter"
             assert_findings(runs[name].records, expected)

@@ -375,6 +375,42 @@ def test_console_session_flag_at_the_top_level_is_a_console_call(
     assert finding.reasons == ("key_for_other_user", "console")
 
 
+def test_unreadable_records_are_counted_per_target_and_still_alert(
+    fake: FakeAWS, sessions: AwsSessions, window: Window, now: datetime
+) -> None:
+    """What the poller reads (result.stats.unreadable, per_target): records that are not
+    JSON, apart from `malformed` (read in part); each unreadable CreateAccessKey is a finding."""
+    for account, count in ((CALLER, 2), (PEER, 1)):
+        for i in range(count):
+            fake.add_raw_event(
+                account,
+                REGION,
+                event_id=f"{account}-unreadable-{i}",
+                event_name="CreateAccessKey",
+                event_time=now - timedelta(minutes=10 + i),
+                cloudtrail_event="\x00not json",
+            )
+    half = create_access_key(iam_user(PEER, "erin"), now - timedelta(minutes=1))
+    half["userAgent"] = 7
+    fake.add_events(PEER, REGION, [half])
+
+    result = run_hunt([Target(CALLER, REGION), Target(PEER, REGION)], window, sessions)
+
+    assert (result.stats.unreadable, result.stats.malformed) == (3, 1)
+    assert result.per_target[Target(CALLER, REGION)].unreadable == 2
+    assert result.per_target[Target(PEER, REGION)].unreadable == 1
+    found = by_id(result.findings)
+    assert set(found) == {
+        f"{CALLER}-unreadable-0",
+        f"{CALLER}-unreadable-1",
+        f"{PEER}-unreadable-0",
+        half["eventID"],
+    }
+    assert all("malformed" in f.reasons for f in found.values())
+    assert found[f"{PEER}-unreadable-0"].account_id == PEER
+    assert result.complete  # every target was read; the CLI makes unreadable records partial
+
+
 # --------------------------------------------------------------------------- the network guard
 
 

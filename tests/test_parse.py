@@ -1,9 +1,12 @@
-"""parse_record and parse_activity: every shape seen in the wild is read, everything else is a
-MalformedRecord that names the field, and attacker-chosen text comes through untouched."""
+"""parse_record and parse_activity: every shape seen in the wild is read; a field of the wrong
+type is dropped and named in `problems`; a record that cannot be an event at all is a
+MalformedRecord that names the field; attacker-chosen text comes through untouched, except that
+lone surrogates (no UTF-8 form) become U+FFFD."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -14,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.classify import classify
-from checks.model import KeyEvent
+from checks.cloudtrail import parse_entry
+from checks.model import HuntStats, KeyEvent
 from checks.parse import MalformedRecord, parse_activity, parse_record
 from tests.samples import (
     fixture_case,
@@ -48,6 +52,9 @@ SAMPLE_FILES = [
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+READ_AT = datetime(2026, 11, 29, 21, 50, tzinfo=UTC)  # "now", when a record has no time
 
 
 DELETE = object()  # as a value for with_field/mutate: remove the field
@@ -166,8 +173,15 @@ def test_key_create_date_formats(text: str, expected: datetime | None) -> None:
 )
 def test_impossible_event_time_is_malformed(text: str) -> None:
     record = with_field(fixture_record(SSO), "eventTime", text)
+    # A CreateAccessKey is still an event: shown at the time it was read, and said so.
+    event = parse_record(record, read_at=READ_AT)
+    assert event.event_time == READ_AT
+    (problem,) = event.problems
+    shown = r".*\(the time it was read is shown\)"
+    assert re.fullmatch(rf"eventTime: .*{re.escape(text)}{shown}", problem)
+    # A key change or an API call without a time cannot be placed: it is skipped.
     with pytest.raises(MalformedRecord, match=rf"^eventTime: .*{re.escape(text)}"):
-        parse_record(record)
+        parse_record(with_field(record, "eventName", "UpdateAccessKey"))
     with pytest.raises(MalformedRecord, match=r"^eventTime: "):
         parse_activity(record)
 
@@ -175,7 +189,9 @@ def test_impossible_event_time_is_malformed(text: str) -> None:
 def test_impossible_create_date_is_unknown() -> None:
     path = "responseElements.accessKey.createDate"
     record = with_field(fixture_record(SSO), path, "9999-12-31T23:59:59-01:00")
-    assert parse_record(record).key_create_date is None
+    event = parse_record(record)
+    assert event.key_create_date is None
+    assert event.problems == (f"{path}: unrecognised date '9999-12-31T23:59:59-01:00'",)
 
 
 # ---------------------------------------------------------------------------- fields
@@ -269,6 +285,47 @@ def test_console_flags() -> None:
     assert not fixture_case("console/negative_spoofed_console_text").event().actor.console_session
 
 
+def test_console_sample_without_the_session_flag() -> None:
+    """Alice makes Bob's key through signin.amazonaws.com; the record (eventVersion 1.05) has
+    no sessionCredentialFromConsole: userAgent and invokedBy are each enough."""
+    name = "elastic-integrations__console-iamuser-alice-creates-key-for-bob.json"
+    (record,) = sample_records(name)
+    assert "sessionCredentialFromConsole" not in json.dumps(record)
+    assert parse_record(record).actor.console_session
+    cli = "aws-cli/2.17.41 md/command#iam.create-access-key"
+    assert parse_record(with_field(record, "userAgent", cli)).actor.console_session
+    assert parse_record(with_field(record, "userIdentity.invokedBy", DELETE)).actor.console_session
+    neither = with_field(with_field(record, "userAgent", cli), "userIdentity.invokedBy", DELETE)
+    assert not parse_record(neither).actor.console_session
+
+
+@pytest.mark.parametrize(
+    ("agent", "console"),
+    [
+        ("signin.amazonaws.com", True),
+        ("SIGNIN.AMAZONAWS.COM", True),
+        (" console.amazonaws.com ", True),
+        ("console.aws.amazon.com", True),
+        ("signin.aws.amazon.com", True),
+        ("eu-west-1.console.aws.amazon.com", True),
+        ("us-gov-west-1.signin.aws.amazon.com", True),
+        ("AWS Internal", False),  # AWS services' own calls carry it too: needs the flag
+        ("console.aws.amazon.com.evil.example", False),
+        ("evil.example/console.aws.amazon.com", False),
+        ("\u017fignin.amazonaws.com", False),  # folds to `signin` under casefold(): not ASCII
+        ("aws-cli/2 signin.amazonaws.com", False),
+        ("", False),
+    ],
+)
+def test_console_user_agents(agent: str, console: bool) -> None:
+    record = with_field(fixture_record("console/negative_cli_user_agent"), "userAgent", agent)
+    assert parse_record(record).actor.console_session is console
+    invoked = with_field(
+        fixture_record("console/negative_cli_user_agent"), "userIdentity.invokedBy", agent
+    )
+    assert parse_record(invoked).actor.console_session is console
+
+
 # ---------------------------------------------------------------------------- attacker text
 
 ATTACKER_UA = (
@@ -332,52 +389,148 @@ def test_unreadable_text_is_malformed(raw: str | bytes, message: str) -> None:
         parse_activity(raw)
 
 
-MALFORMED_FIELDS = [
-    ("eventID", DELETE, r"eventID is missing"),
-    ("eventID", "", r"eventID is not a non-empty string \(str\)"),
-    ("eventID", 12345, r"eventID is not a non-empty string \(int\)"),
-    ("eventID", "e" * 129, r"eventID is longer than 128 characters"),
-    ("eventName", DELETE, r"eventName is missing"),
-    ("eventName", ["CreateAccessKey"], r"eventName is not a non-empty string \(list\)"),
-    ("eventTime", DELETE, r"eventTime is missing"),
-    ("eventTime", "yesterday", r"^eventTime: .*'yesterday'"),
-    ("eventTime", "10/06/2025 09:15", r"^eventTime: .*'10/06/2025 09:15'"),
-    ("eventTime", 1749546902, r"eventTime is not a non-empty string \(int\)"),
-    ("userIdentity", DELETE, r"userIdentity is missing or not an object"),
-    ("userIdentity", "arn:aws:iam::111111111111:user/bob", r"userIdentity is missing or not an"),
-    ("userIdentity", [], r"userIdentity is missing or not an object"),
-    ("userIdentity.type", DELETE, r"userIdentity\.type is missing"),
-    ("userIdentity.type", 1, r"userIdentity\.type is not a non-empty string \(int\)"),
-    ("userIdentity.arn", 123, r"arn is int, expected a string"),
-    ("userIdentity.sessionContext", "assumed", r"sessionContext is str, expected an object"),
-    ("requestParameters", "userName=bob", r"requestParameters is str, expected an object"),
-    ("requestParameters.userName", 42, r"userName is int, expected a string"),
-    ("responseElements", ["accessKey"], r"responseElements is list, expected an object"),
-    ("responseElements.accessKey", "AKIA", r"accessKey is str, expected an object"),
-    ("responseElements.accessKey.accessKeyId", 1.5, r"accessKeyId is float, expected a string"),
-    ("sourceIPAddress", 3405803786, r"sourceIPAddress is int, expected a string"),
-    ("recipientAccountId", 222222222222, r"recipientAccountId is int, expected a string"),
-    ("errorCode", 403, r"errorCode is int, expected a string"),
-    ("userAgent", {"name": "aws-cli"}, r"userAgent is dict, expected a string"),
+# Fields that are dropped one by one: the record is still an event, the field is None (or
+# its default) and named in `problems` as "<dotted.field>: <what was wrong>".
+DROPPED_FIELDS = [
+    ("userIdentity.arn", 123, "userIdentity.arn: int, expected a string"),
+    ("userIdentity.sessionContext", "assumed",
+     "userIdentity.sessionContext: str, expected an object"),
+    ("userIdentity.sessionContext.attributes.mfaAuthenticated", 1,
+     "userIdentity.sessionContext.attributes.mfaAuthenticated: int, expected true or false"),
+    ("requestParameters", "userName=bob", "requestParameters: str, expected an object"),
+    ("requestParameters", ["bob"], "requestParameters: list, expected an object"),
+    ("requestParameters.userName", 42, "requestParameters.userName: int, expected a string"),
+    ("responseElements", ["accessKey"], "responseElements: list, expected an object"),
+    ("responseElements.accessKey", "AKIA", "responseElements.accessKey: str, expected an object"),
+    ("responseElements.accessKey.accessKeyId", 1.5,
+     "responseElements.accessKey.accessKeyId: float, expected a string"),
+    ("responseElements.accessKey.createDate", "yesterday",
+     "responseElements.accessKey.createDate: unrecognised date 'yesterday'"),
+    ("responseElements.accessKey.createDate", 1749546902,
+     "responseElements.accessKey.createDate: int, expected a string"),
+    ("sourceIPAddress", 3405803786, "sourceIPAddress: int, expected a string"),
+    ("recipientAccountId", 222222222222, "recipientAccountId: int, expected a string"),
+    ("errorCode", 403, "errorCode: int, expected a string"),
+    ("userAgent", 7, "userAgent: int, expected a string"),
+    ("userAgent", {"name": "aws-cli"}, "userAgent: dict, expected a string"),
+    ("sessionCredentialFromConsole", 1,
+     "sessionCredentialFromConsole: int, expected true or false"),
+    ("userIdentity", DELETE, "userIdentity: missing"),
+    ("userIdentity", "arn:aws:iam::111111111111:user/bob", "userIdentity: str, expected an object"),
+    ("userIdentity", [], "userIdentity: list, expected an object"),
+    ("userIdentity.type", DELETE, "userIdentity.type: missing"),
+    ("userIdentity.type", 1, "userIdentity.type: int, expected a string"),
+    ("userIdentity.type", "", "userIdentity.type: empty"),
+]  # fmt: skip
+
+# Fields a key change or an API call cannot do without; a CreateAccessKey can (see below).
+REQUIRED_FIELDS = [
+    ("eventID", DELETE, "eventID: missing"),
+    ("eventID", "", "eventID: empty"),
+    ("eventID", 12345, "eventID: int, expected a string"),
+    ("eventID", "e" * 129, "eventID: longer than 128 characters"),
+    ("eventTime", DELETE, "eventTime: missing"),
+    ("eventTime", "yesterday", "eventTime: unrecognised event time 'yesterday'"),
+    ("eventTime", "10/06/2025 09:15", "eventTime: unrecognised event time '10/06/2025 09:15'"),
+    ("eventTime", 1749546902, "eventTime: int, expected a string"),
 ]  # fmt: skip
 
 
-def _malformed_params() -> list[Any]:
+def _field_params(fields: list[tuple[str, Any, str]]) -> list[Any]:
     return [
         pytest.param(
             path, value, message, id=f"{path}={'absent' if value is DELETE else repr(value)[:30]}"
         )
-        for path, value, message in MALFORMED_FIELDS
+        for path, value, message in fields
     ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), _malformed_params())
-def test_malformed_field_is_named(path: str, value: Any, message: str) -> None:
+@pytest.mark.parametrize(("path", "value", "message"), _field_params(DROPPED_FIELDS))
+def test_a_field_of_the_wrong_type_is_dropped_and_named(
+    path: str, value: Any, message: str
+) -> None:
     record = with_field(fixture_record(SSO), path, value)
-    with pytest.raises(MalformedRecord, match=message):
+    for raw in (record, json.dumps(record)):
+        event = parse_record(raw)
+        assert event.problems == (message,)
+        assert event.event_id == record["eventID"]  # everything else is still read
+        assert event.event_time == utc(2025, 6, 10, 9, 15, 2)
+        assert event.region == "us-east-1"
+    # The same field in a key change is dropped the same way; the change is still used.
+    change = parse_record(with_field(record, "eventName", "UpdateAccessKey"))
+    assert change.problems == (message,)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "attribute", "expected"),
+    [
+        ("userAgent", 7, "user_agent", None),
+        ("requestParameters", ["bob"], "request_user", None),
+        ("responseElements.accessKey", "AKIA", "access_key_id", None),
+        ("responseElements.accessKey.createDate", "soon", "key_create_date", None),
+        ("sourceIPAddress", 3405803786, "source_ip", None),
+        ("errorCode", 403, "error_code", None),
+        ("recipientAccountId", 222222222222, "account_id", "222222222222"),  # the actor's
+    ],
+)
+def test_only_the_wrong_field_is_lost(path: str, value: Any, attribute: str, expected: Any) -> None:
+    whole = fixture_case(SSO).event()
+    event = parse_record(with_field(fixture_record(SSO), path, value))
+    assert getattr(event, attribute) == expected
+    same = {"problems", attribute}
+    if attribute in ("request_user", "access_key_id"):
+        same |= {"response_user", "key_status", "key_create_date"}  # their siblings go too
+    for name in ("event_id", "event_time", "actor", "request_user", "response_user",
+                 "access_key_id", "source_ip", "user_agent", "error_code"):  # fmt: skip
+        if name not in same:
+            assert getattr(event, name) == getattr(whole, name), name
+
+
+def test_an_unreadable_identity_is_an_unknown_actor() -> None:
+    event = parse_record(with_field(fixture_record(SSO), "userIdentity.type", DELETE))
+    assert event.actor.type is None
+    assert event.actor.arn is not None  # what could be read still is
+    assert classify(event).to_record()["actor_type"] is None
+    event = parse_record(with_field(fixture_record(SSO), "userIdentity", "nope"))
+    assert (event.actor.type, event.actor.arn, event.actor.name) == (None, None, None)
+    assert event.account_id == "222222222222"  # recipientAccountId
+
+
+@pytest.mark.parametrize(("path", "value", "message"), _field_params(REQUIRED_FIELDS))
+def test_a_create_access_key_without_id_or_time_is_still_an_event(
+    path: str, value: Any, message: str
+) -> None:
+    record = with_field(fixture_record(SSO), path, value)
+    event = parse_record(json.dumps(record), read_at=READ_AT)
+    (problem,) = event.problems
+    assert problem.startswith(message)
+    if path == "eventID":
+        assert problem == f"{message} (an ID was made from the record's text)"
+        assert re.fullmatch(r"malformed-[0-9a-f]{32}", event.event_id)
+        assert parse_record(json.dumps(record), read_at=READ_AT).event_id == event.event_id
+    else:
+        assert problem == f"{message} (the time it was read is shown)"
+        assert event.event_time == READ_AT
+    assert event.target_user == "deploy-bot"
+
+
+@pytest.mark.parametrize(("path", "value", "message"), _field_params(REQUIRED_FIELDS))
+def test_a_key_change_without_id_or_time_is_malformed(path: str, value: Any, message: str) -> None:
+    change = with_field(fixture_record(SSO), "eventName", "UpdateAccessKey")
+    record = with_field(change, path, value)
+    with pytest.raises(MalformedRecord, match=f"^{re.escape(message)}$"):
         parse_record(record)
-    with pytest.raises(MalformedRecord, match=message):
+    with pytest.raises(MalformedRecord, match=f"^{re.escape(message)}$"):
         parse_record(json.dumps(record))
+
+
+@pytest.mark.parametrize("value", [DELETE, ["CreateAccessKey"], ""])
+def test_without_an_event_name_a_record_is_malformed(value: Any) -> None:
+    record = with_field(fixture_record(SSO), "eventName", value)
+    with pytest.raises(MalformedRecord, match=r"^eventName: "):
+        parse_record(record)
+    with pytest.raises(MalformedRecord, match=r"^eventName: "):
+        parse_activity(record)
 
 
 def test_malformed_record_is_a_value_error() -> None:
@@ -402,15 +555,21 @@ def test_parse_activity_reads_any_event() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("eventID", DELETE, "eventID is missing"),
-        ("eventName", 7, "eventName is not a non-empty string"),
+        ("eventID", DELETE, "eventID: missing"),
+        ("eventName", 7, "eventName: int, expected a string"),
         ("eventTime", "soon", "eventTime: unrecognised event time 'soon'"),
-        ("userAgent", 7, "userAgent is int"),
     ],
 )
 def test_parse_activity_malformed(path: str, value: Any, message: str) -> None:
     with pytest.raises(MalformedRecord, match=re.escape(message)):
         parse_activity(with_field(fixture_record(SSO), path, value))
+
+
+def test_parse_activity_drops_fields_one_by_one() -> None:
+    activity = parse_activity(with_field(fixture_record(SSO), "userAgent", 7))
+    assert activity.user_agent is None
+    assert activity.problems == ("userAgent: int, expected a string",)
+    assert activity.source_ip == "203.0.113.10"
 
 
 def test_parse_activity_needs_no_identity() -> None:
@@ -464,13 +623,26 @@ BASES = [c.record for c in fixture_cases()]
 PROPERTY = settings(max_examples=200, deadline=None)
 
 
+def assert_encodable(value: object) -> None:
+    """Every string in a parsed event (or anything it holds) encodes as UTF-8."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, tuple | list):
+        for item in value:
+            assert_encodable(item)
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            assert_encodable(getattr(value, f.name))
+
+
 def parses_or_is_malformed(raw: Any) -> KeyEvent | None:
     """The property: a KeyEvent, or MalformedRecord; any other exception fails the test."""
     try:
-        event = parse_record(raw)
+        event = parse_record(raw, read_at=READ_AT)
     except MalformedRecord:
         return None
     assert isinstance(event, KeyEvent)
+    assert_encodable(event)
     # Whatever parses must also classify and serialise.
     record = classify(event).to_record()
     json.dumps(record)
@@ -517,3 +689,155 @@ def test_damaged_records_parse_or_are_malformed(
     record = mutate(base, changes)
     event = parses_or_is_malformed(record)
     assert parses_or_is_malformed(json.dumps(record)) == event
+
+
+# ---------------------------------------------------------------------------- lone surrogates
+
+LONE = "\ud800"  # valid in JSON as an escape; no UTF-8 encoding exists for it
+
+
+def _escaped(record: dict[str, Any]) -> str:
+    """The record as CloudTrail would send it: ASCII JSON, the surrogate as `\\ud800`."""
+    return json.dumps(record)
+
+
+def test_a_lone_surrogate_is_replaced_and_named() -> None:
+    record = with_field(fixture_record(SSO), "userAgent", f"aws-cli/2 {LONE}")
+    raw = _escaped(record)
+    assert "\\ud800" in raw
+    for text in (raw, raw.encode()):
+        event = parse_record(text)
+        assert event.user_agent == "aws-cli/2 \ufffd"
+        assert event.problems == ("userAgent: lone surrogate replaced by U+FFFD",)
+        assert event.event_id == record["eventID"]  # the rest is read as usual
+        finding = classify(event)
+        assert "malformed" in finding.reasons
+        json.dumps(finding.to_record(), ensure_ascii=False).encode("utf-8")
+
+
+def test_lone_surrogates_anywhere_are_replaced_keys_and_values() -> None:
+    record = fixture_record(SSO)
+    record["requestParameters"]["userName"] = f"deploy-bot{LONE}"
+    record["responseElements"]["accessKey"]["userName"] = f"deploy-bot{LONE}"
+    record["errorMessage"] = f"\udfff{LONE}"
+    record["resources"] = [{"ARN": f"arn{LONE}", f"type{LONE}": "x"}]
+    record["extra\udc80"] = {"deep": [[LONE]]}
+    event = parse_record(_escaped(record))
+    assert event.target_user == "deploy-bot\ufffd"
+    assert event.error_message == "\ufffd\ufffd"
+    assert set(event.problems) == {
+        "requestParameters.userName: lone surrogate replaced by U+FFFD",
+        "responseElements.accessKey.userName: lone surrogate replaced by U+FFFD",
+        "errorMessage: lone surrogate replaced by U+FFFD",
+        "resources[0].ARN: lone surrogate replaced by U+FFFD",
+        "resources[0].type\ufffd: lone surrogate replaced by U+FFFD in the field name",
+        "extra\ufffd: lone surrogate replaced by U+FFFD in the field name",
+        "extra\ufffd.deep[0][0]: lone surrogate replaced by U+FFFD",
+    }
+    assert_encodable(event)
+
+
+def test_raw_surrogates_in_text_and_in_decoded_records() -> None:
+    """Not only `\\ud800` escapes: undecodable bytes read with surrogateescape leave raw
+    surrogate characters in a str, and a decoded dict can hold them too."""
+    record = with_field(fixture_record(SSO), "userAgent", "curl/8 \udcff")
+    text = json.dumps(record, ensure_ascii=False)
+    assert "\udcff" in text
+    assert parse_record(text).user_agent == "curl/8 \ufffd"
+    event = parse_record(record)
+    assert event.user_agent == "curl/8 \ufffd"
+    assert record["userAgent"] == "curl/8 \udcff"  # the caller's dict is left as it was
+
+
+def test_surrogates_in_key_changes_and_api_calls_are_replaced_too() -> None:
+    change = with_field(fixture_record(SSO), "eventName", "UpdateAccessKey")
+    change = with_field(change, "requestParameters.userName", f"bob{LONE}")
+    event = parse_record(_escaped(change))
+    assert event.request_user == "bob\ufffd"
+    assert event.problems == ("requestParameters.userName: lone surrogate replaced by U+FFFD",)
+    call = parse_activity(_escaped(with_field(fixture_record(SSO), "sourceIPAddress", LONE)))
+    assert call.source_ip == "\ufffd"
+    assert call.problems == ("sourceIPAddress: lone surrogate replaced by U+FFFD",)
+
+
+def test_a_surrogate_id_or_name_is_replaced_not_fatal() -> None:
+    record = with_field(fixture_record(SSO), "eventID", f"76d1c66d{LONE}")
+    event = parse_record(_escaped(record))
+    assert event.event_id == "76d1c66d\ufffd"
+    assert event.problems == ("eventID: lone surrogate replaced by U+FFFD",)
+
+
+def test_the_common_case_never_walks_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson refuses lone surrogates, so what it decodes needs no walk: only the json
+    fallback (and decoded dicts) pay for it."""
+    import checks.parse
+
+    def walked(*_: object) -> None:
+        raise AssertionError("the record was walked")
+
+    monkeypatch.setattr(checks.parse, "_scrub", walked)
+    for case in fixture_cases():
+        text = json.dumps(case.record)
+        if "\\ud" in text:
+            continue  # the malformed/ fixture that holds one
+        assert parse_record(text).event_id == case.record["eventID"]
+
+
+# Text that gets into the JSON fallback: surrogates, raw or escaped, and big integers.
+SURROGATE_TEXT = st.text(
+    alphabet=st.characters(codec=None, min_codepoint=0xD7F0, max_codepoint=0xE010)
+    | st.characters(codec="utf-8"),
+    max_size=12,
+)
+HOSTILE_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | SURROGATE_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(SURROGATE_TEXT, children, max_size=3)
+    ),
+    max_leaves=10,
+)
+ENTRY_NAMES = st.sampled_from(["CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", None, 7])
+
+
+def _hostile_text(base: dict[str, Any], changes: list[tuple[str, Any]], ascii_only: bool) -> str:
+    return json.dumps(mutate(base, changes), ensure_ascii=ascii_only)
+
+
+HOSTILE_RECORD_TEXT = st.builds(
+    _hostile_text,
+    st.sampled_from(BASES),
+    st.lists(st.tuples(st.sampled_from(FIELDS), HOSTILE_VALUE), min_size=1, max_size=4),
+    st.booleans(),
+)
+
+
+@PROPERTY
+@given(
+    st.text() | st.binary() | HOSTILE_RECORD_TEXT | SURROGATE_TEXT,
+    ENTRY_NAMES,
+    st.one_of(st.none(), SURROGATE_TEXT, st.integers()),
+    st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)), st.floats(), SURROGATE_TEXT),
+)
+def test_parse_entry_never_raises_and_everything_it_returns_encodes(
+    raw: str | bytes, name: Any, event_id: Any, event_time: Any
+) -> None:
+    """For any CloudTrailEvent text or bytes, and any envelope, parse_entry returns an event
+    (always, for a CreateAccessKey) or None, and every string in it encodes as UTF-8."""
+    entry = {
+        "EventId": event_id,
+        "EventName": name,
+        "EventTime": event_time,
+        "Username": event_id,
+        "CloudTrailEvent": raw,
+        "Resources": [{"ResourceType": "AWS::IAM::User", "ResourceName": event_id}],
+    }
+    stats = HuntStats()
+    event = parse_entry(entry, stats, read_at=READ_AT)
+    if name == "CreateAccessKey":
+        assert event is not None
+    if event is not None:
+        assert_encodable(event)
+        record = classify(event).to_record()
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        assert (stats.malformed + stats.unreadable > 0) == bool(event.problems)
+    assert stats.malformed + stats.unreadable <= 1

@@ -34,6 +34,8 @@ from bot.store import (
     StoredFinding,
     TargetHealth,
 )
+from checks.classify import classify
+from checks.cloudtrail import parse_entry
 from checks.iam import KeyLastUse
 from checks.investigate import KeyReport
 from checks.model import (
@@ -541,3 +543,140 @@ def test_headline_reads_right_for_failed_calls(
     from bot.render import headline
 
     assert headline({"reasons": reasons, "error_code": error}) == expected
+
+
+# --------------------------------------------------------------------------- malformed records
+
+
+def test_a_malformed_alert_says_what_could_not_be_read() -> None:
+    record = key_for_other(NOW, actor="mallory", user="bob")
+    record["userAgent"] = 1234
+    record["requestParameters"] = ["bob"]
+    finding = finding_of(record)
+    assert "malformed" in finding.reasons
+
+    text, blocks = render_alert(stored(finding), NOW)
+
+    shown = all_text(blocks)
+    assert (
+        "⚠ keyhunt could not read: `userAgent` (int, expected a string) · "
+        "`requestParameters` (list, expected an object)"
+    ) in shown
+    assert "part of the CloudTrail record could not be read" in shown  # the Why field
+    assert text == (
+        "🔴 HIGH  mallory created an access key for bob in 123456789012, us-east-1 "
+        "(keyhunt could not read all of its record)"
+    )
+    assert_valid(text, blocks)
+
+
+def test_an_alert_built_from_the_envelope_alone() -> None:
+    key = new_key_id()
+    event = parse_entry(
+        {
+            "EventId": "evt-unreadable-1",
+            "EventName": "CreateAccessKey",
+            "EventTime": NOW - timedelta(minutes=3),
+            "Resources": [{"ResourceType": "AWS::IAM::AccessKey", "ResourceName": key}],
+            "CloudTrailEvent": '{"eventVersion": "1.09", "eventName": "CreateAc',
+        }
+    )
+    assert event is not None
+    finding = classify(event, target=Target(CALLER, REGION))
+
+    text, blocks = render_alert(stored(finding), NOW)
+
+    assert text == (
+        "🟠 MEDIUM  an unknown caller created an access key for an unknown user in "
+        "123456789012, us-east-1 (keyhunt could not read all of its record)"
+    )
+    shown = all_text(blocks)
+    assert "access key created; keyhunt could not read all of its record" in shown
+    assert "⚠ keyhunt could not read: `CloudTrailEvent` (`not JSON: " in shown
+    assert f"*New key*\n`{key}`" in shown
+    assert_valid(text, blocks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems=st.lists(HOSTILE, max_size=30))
+def test_any_problem_text_renders_inert_and_bounded(problems: list[str]) -> None:
+    base = finding_of(key_for_other(NOW))
+    record = base.to_record() | {"malformed_fields": problems, "reasons": ["malformed"]}
+    text, blocks = render_alert(dataclasses.replace(stored(base), record=record), NOW)
+
+    assert_valid(text, blocks)
+    if problems:
+        (line,) = [t for t in mrkdwn_texts(blocks) if t.startswith("⚠ keyhunt could not read")]
+        assert len(line) <= 5 * 220 + 100
+        assert line.count("`") % 2 == 0
+        outside = outside_code_spans(line)
+        for ch in "<>*_~":
+            assert ch not in outside.replace("⚠ keyhunt could not read: ", "")
+        assert "\n" not in line
+
+
+def test_a_hunt_row_shows_the_whole_key_id() -> None:
+    key = new_key_id()
+    long_key = "AKIA" + "Q" * 124  # IAM allows key IDs up to 128 characters
+    findings = [
+        finding_of(self_key(NOW, user="dave", key=key)),
+        finding_of(self_key(NOW - timedelta(minutes=1), user="erin", key=long_key)),
+    ]
+
+    text, blocks = render_hunt(hunt_result(findings))
+
+    shown = all_text(blocks)
+    assert f"`dave` → (self)  `123456789012`  `{key}`  open" in shown
+    assert f"`{long_key}`" in shown
+    assert "…" not in shown
+    assert_valid(text, blocks)
+
+
+def test_a_hunt_of_1000_findings_with_long_key_ids_stays_within_slacks_limits() -> None:
+    findings = [
+        finding_of(self_key(NOW - timedelta(minutes=i), key="AKIA" + f"{i:0124d}"))
+        for i in range(1000)
+    ]
+
+    text, blocks = render_hunt(hunt_result(findings), max_rows=1000)
+
+    assert_valid(text, blocks)
+    rows = [line for line in all_text(blocks).splitlines() if line.startswith("🟠 ")]
+    assert 0 < len(rows) < 1000
+    assert f"{1000 - len(rows)} more not shown" in blocks[-1]["elements"][0]["text"]
+    assert all(re.search(r"`AKIA\d{124}`", row) for row in rows)
+
+
+def test_a_hunt_marks_malformed_rows_and_counts_unreadable_records() -> None:
+    record = self_key(NOW, user="dave")
+    record["userAgent"] = 7
+    result = hunt_result([finding_of(record)])
+    result.stats.unreadable = 3
+
+    text, blocks = render_hunt(result)
+
+    shown = all_text(blocks)
+    assert "`dave` → (self)" in shown
+    assert "⚠ partly unreadable" in shown
+    assert "⚠ 3 CloudTrail record(s) could not be read" in shown
+    assert text.endswith("; 3 CloudTrail record(s) could not be read")
+    assert_valid(text, blocks)
+
+
+def test_status_and_digest_count_unreadable_records() -> None:
+    runs = [
+        PollRun(NOW - timedelta(minutes=7), NOW - timedelta(minutes=7), True, True, 1, None),
+        PollRun(NOW - timedelta(minutes=2), NOW - timedelta(minutes=2), True, True, 0, None),
+    ]
+    runs = [dataclasses.replace(runs[0], unreadable=2), dataclasses.replace(runs[1], unreadable=1)]
+
+    _, status_blocks = render_status([], runs, 0, NOW, 5)
+    text, digest_blocks = render_digest([], [], runs, 5, NOW)
+
+    assert "⚠ 3 CloudTrail record(s) could not be read" in all_text(status_blocks)
+    assert "⚠ 3 CloudTrail record(s) could not be read" in all_text(digest_blocks)
+    assert text.endswith("; ⚠ 3 CloudTrail record(s) could not be read")
+    # Nothing unreadable: nothing said.
+    quiet = [dataclasses.replace(run, unreadable=0) for run in runs]
+    assert "could not be read" not in all_text(render_status([], quiet, 0, NOW, 5)[1])
+    assert "could not be read" not in render_digest([], [], quiet, 5, NOW)[0]

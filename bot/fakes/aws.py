@@ -769,8 +769,12 @@ class FakeAWS:
         username: str | None = None,
         access_key_id: str | None = None,
         event_source: str = "iam.amazonaws.com",
+        resources: Iterable[tuple[str, str]] = (),
     ) -> None:
-        """Store an event whose CloudTrailEvent string is served verbatim, even if malformed."""
+        """Store an event whose CloudTrailEvent string is served verbatim, even if malformed.
+
+        `resources` are the entry's (ResourceType, ResourceName) pairs, e.g.
+        ("AWS::IAM::AccessKey", key_id), ("AWS::IAM::User", user_name)."""
         event = _StoredEvent(
             event_id=event_id,
             event_name=event_name,
@@ -779,7 +783,7 @@ class FakeAWS:
             username=username,
             access_key_id=access_key_id,
             read_only="false",
-            resources=(),
+            resources=tuple(resources),
             cloudtrail_event=cloudtrail_event,
         )
         self._store.add(account_id, region, event)

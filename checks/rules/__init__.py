@@ -57,6 +57,7 @@ class Rule:
     severity: Severity | None = None  # sets the base severity (highest base wins)
     caps_at: Severity | None = None  # never above this
     lowers_to: Severity | None = None  # lowered to this unless the actor is root
+    at_least: Severity | None = None  # never below this, whatever lowered it (applied last)
     false_positives: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     mitre: str = MITRE_TECHNIQUE
@@ -75,6 +76,7 @@ def all_rules() -> tuple[Rule, ...]:
         failed_attempt,
         key_for_other_user,
         likely_rotation,
+        malformed,
         root_actor,
         self_service,
     )
@@ -86,4 +88,5 @@ def all_rules() -> tuple[Rule, ...]:
         failed_attempt.RULE,
         console.RULE,
         likely_rotation.RULE,
+        malformed.RULE,
     )

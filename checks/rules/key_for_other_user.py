@@ -7,6 +7,8 @@ from checks.rules import Rule, RuleContext, same_user
 def matches(event: KeyEvent, ctx: RuleContext) -> bool:
     if event.actor.type == "Root":
         return False  # root_actor covers every key root makes
+    if event.actor.type is None:
+        return False  # userIdentity unreadable: who made it is unknown (malformed says so)
     target = event.target_user
     if target is None:
         return False

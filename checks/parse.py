@@ -43,6 +43,11 @@ CONSOLE_AGENTS = frozenset(
         "console.aws.amazon.com",
     }
 )
+# The console's own backend signs calls as "AWS Internal", and older records carry nothing else
+# to say so. An AWS service acting for the caller names itself in invokedBy, and services
+# call as AWSService: without either, "AWS Internal" from a person's principal is the console.
+CONSOLE_INTERNAL_AGENT = "AWS Internal"
+PERSON_TYPES = frozenset({"IAMUser", "Root", "AssumedRole", "FederatedUser", "IdentityCenterUser"})
 _CONSOLE_AGENT = re.compile(
     r"(?:[a-z]{2}(?:-[a-z]+)+-\d\.)?(?:signin|console)\.(?:amazonaws\.com|aws\.amazon\.com)",
     re.ASCII,
@@ -331,11 +336,11 @@ def _parse_mapping(
         identity = None
     user_agent = _opt_str(record, "userAgent", problems)
     # CloudTrail writes sessionCredentialFromConsole at the top level of the record.
-    from_console = _opt_flag(record, "sessionCredentialFromConsole", problems) is True
+    console_flag = _opt_flag(record, "sessionCredentialFromConsole", problems)
     if identity is None:
         actor = _unknown_actor(env.username)
     else:
-        actor = _parse_actor(identity, user_agent, from_console, problems)
+        actor = _parse_actor(identity, user_agent, console_flag, problems)
 
     request = _opt_mapping(record, "requestParameters", problems)
     response = _opt_mapping(record, "responseElements", problems)
@@ -430,7 +435,7 @@ def _event_time(
 def _parse_actor(
     identity: Mapping[str, Any],
     user_agent: str | None,
-    from_console: bool,
+    console_flag: bool | None,
     problems: list[str],
 ) -> Actor:
     where = "userIdentity."
@@ -443,9 +448,8 @@ def _parse_actor(
     mfa = _opt_flag(
         attributes, "mfaAuthenticated", problems, "userIdentity.sessionContext.attributes."
     )
-    from_console = (
-        from_console or _opt_flag(identity, "sessionCredentialFromConsole", problems, where) is True
-    )
+    if console_flag is None:
+        console_flag = _opt_flag(identity, "sessionCredentialFromConsole", problems, where)
     user_name = _opt_str(identity, "userName", problems, where)
     return Actor(
         type=actor_type,
@@ -459,7 +463,15 @@ def _parse_actor(
         ),
         mfa_authenticated=mfa,
         console_session=(
-            from_console or is_console_agent(user_agent) or is_console_agent(invoked_by)
+            console_flag is True
+            or is_console_agent(user_agent)
+            or is_console_agent(invoked_by)
+            or (
+                console_flag is None  # a record that says "not from the console" is believed
+                and user_agent == CONSOLE_INTERNAL_AGENT
+                and invoked_by is None
+                and actor_type in PERSON_TYPES
+            )
         ),
     )
 

@@ -149,7 +149,9 @@ FIXTURES: dict[str, tuple[str, set[str]]] = {
     "console/positive_session_credential_json_boolean": (HIGH, {OTHER, CONSOLE}),
     "console/negative_cli_user_agent": (MEDIUM, {SELF}),
     "console/negative_spoofed_console_text": (HIGH, {OTHER}),
-    "console/negative_aws_internal_without_console_flag": (MEDIUM, {SELF}),
+    # The console signs as "AWS Internal"; a service acting for the user names itself.
+    "console/positive_aws_internal_user_agent": (MEDIUM, {SELF, CONSOLE}),
+    "console/negative_aws_internal_invoked_by_a_service": (MEDIUM, {SELF}),
     "console/negative_lookalike_console_domain": (HIGH, {OTHER}),
     "console/negative_non_ascii_lookalike_signin": (HIGH, {OTHER}),
     "console/negative_session_credential_false": (MEDIUM, {SELF}),

@@ -278,9 +278,17 @@ def test_console_flags() -> None:
     flagged = fixture_case("console/positive_session_credential_from_console").record
     assert flagged["userAgent"] == "AWS Internal"
     assert parse_record(flagged).actor.console_session
-    assert not parse_record(
-        with_field(flagged, "sessionCredentialFromConsole", DELETE)
-    ).actor.console_session
+    # Without the flag, "AWS Internal" from a person's principal is still the console ...
+    unflagged = with_field(flagged, "sessionCredentialFromConsole", DELETE)
+    assert parse_record(unflagged).actor.console_session
+    # ... but not when a service acted for them, nor with the flag gone and another agent.
+    by_service = with_field(unflagged, "userIdentity.invokedBy", "cloudformation.amazonaws.com")
+    assert not parse_record(by_service).actor.console_session
+    cli = with_field(unflagged, "userAgent", "aws-cli/2.17.41 md/command#iam.create-access-key")
+    assert not parse_record(cli).actor.console_session
+    # "AWS Internal" names no console service: as invokedBy it says nothing.
+    internal = with_field(cli, "userIdentity.invokedBy", "AWS Internal")
+    assert not parse_record(internal).actor.console_session
     assert not fixture_case("console/negative_cli_user_agent").event().actor.console_session
     assert not fixture_case("console/negative_spoofed_console_text").event().actor.console_session
 
@@ -309,7 +317,6 @@ def test_console_sample_without_the_session_flag() -> None:
         ("signin.aws.amazon.com", True),
         ("eu-west-1.console.aws.amazon.com", True),
         ("us-gov-west-1.signin.aws.amazon.com", True),
-        ("AWS Internal", False),  # AWS services' own calls carry it too: needs the flag
         ("console.aws.amazon.com.evil.example", False),
         ("evil.example/console.aws.amazon.com", False),
         ("\u017fignin.amazonaws.com", False),  # folds to `signin` under casefold(): not ASCII

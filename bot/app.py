@@ -30,12 +30,14 @@ from bot.render import (
     render_alert,
     render_hunt,
     render_investigation,
+    render_stale_click,
     render_status,
     render_usage,
 )
 from bot.settings import Settings
 from bot.slack_io import RetryingRespond
-from bot.store import EXPECTED_ROTATION, INVESTIGATING, Store
+from bot.store import Store
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, decode_value
 from checks.investigate import KeyReport
 from checks.model import HuntResult, Window
 
@@ -169,7 +171,6 @@ def create_app(
         channel = str(
             body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
         )
-        event_id = str(action.get("value", ""))
         status = EXPECTED_ROTATION if action.get("action_id") == ACTION_EXPECTED else INVESTIGATING
         if settings.triagers and user not in settings.triagers:
             client.chat_postEphemeral(
@@ -179,18 +180,24 @@ def create_app(
                 "nothing was changed. Ask one of them, or your keyhunt admin.",
             )
             return
-        finding = store.get(event_id)
-        if finding is None:
+        button = decode_value(str(action.get("value", "")))
+        finding = store.get(button.event_id) if button is not None else None
+        if button is None or finding is None:
             client.chat_postEphemeral(
                 channel=channel, user=user, text="keyhunt has no record of this alert any more."
             )
             return
-        decision = store.decide(event_id, status, user, clock())
-        current = store.get(event_id) or finding
+        # Only what the clicked message offered: from the state it showed, by its buttons.
+        shown = button.rendered_for or finding.status
+        decision = store.decide(finding.event_id, status, user, clock(), expected=shown)
+        current = store.get(finding.event_id) or finding
+        if decision is None or not decision.changed:
+            client.chat_postEphemeral(channel=channel, user=user, text=render_stale_click(current))
+            return
         if current.channel and current.ts:
             text, blocks = render_alert(current, clock())
             client.chat_update(channel=current.channel, ts=current.ts, text=text, blocks=blocks)
-        if decision is not None and decision.changed and status == INVESTIGATING:
+        if status == INVESTIGATING:
             _investigate_in_thread(client, current)
 
     def _investigate_in_thread(client: Any, finding: Any) -> None:

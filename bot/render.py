@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.store import EXPECTED_ROTATION, INVESTIGATING, OPEN, PollRun, StoredFinding, TargetHealth
+from bot.store import PollRun, StoredFinding, TargetHealth
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
 from checks.model import HuntResult, Severity, TargetError
 
@@ -291,26 +292,41 @@ def render_status_line(finding: StoredFinding, now: datetime) -> str | None:
     return f"*{escape(finding.status)}* — {user} at {at}"
 
 
+def render_stale_click(finding: StoredFinding) -> str:
+    """The ephemeral answer to a click on a message that no longer shows the alert's state."""
+    state = STATUS_WORDS.get(finding.status, escape(finding.status))
+    who = f" by <@{finding.decided_by}>" if finding.decided_by else ""
+    at = (
+        f" at {finding.decided_at.astimezone(UTC).strftime('%H:%M UTC')}"
+        if finding.decided_at
+        else ""
+    )
+    return (
+        f"This alert is already *{state}*{who}{at}; that button was from an earlier version "
+        "of the message, so nothing changed."
+    )
+
+
 def triage_buttons(status: str, event_id: str) -> list[dict[str, Any]]:
-    """Only the buttons that still make sense for the status."""
-    expected = {
-        "type": "button",
-        "action_id": ACTION_EXPECTED,
-        "text": {"type": "plain_text", "text": "Expected rotation"},
-        "value": event_id,
+    """The buttons of the transitions the status offers (bot.triage.TRANSITIONS), each
+    carrying the status it was drawn for, so a click on an outdated message is refused."""
+    value = encode_value(event_id, status)
+    buttons = {
+        EXPECTED_ROTATION: {
+            "type": "button",
+            "action_id": ACTION_EXPECTED,
+            "text": {"type": "plain_text", "text": "Expected rotation"},
+            "value": value,
+        },
+        INVESTIGATING: {
+            "type": "button",
+            "action_id": ACTION_INVESTIGATE,
+            "text": {"type": "plain_text", "text": "Investigate"},
+            "value": value,
+            "style": "danger",
+        },
     }
-    investigate = {
-        "type": "button",
-        "action_id": ACTION_INVESTIGATE,
-        "text": {"type": "plain_text", "text": "Investigate"},
-        "value": event_id,
-        "style": "danger",
-    }
-    if status == OPEN:
-        return [expected, investigate]
-    if status == INVESTIGATING:
-        return [expected]
-    return []
+    return [buttons[target] for target in TRANSITIONS.get(status, ())]
 
 
 # -- a burst -------------------------------------------------------------------------------

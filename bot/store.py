@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import NullPool
 
 from bot.settings import Settings
+from bot.triage import INVESTIGATING, OPEN, STATUSES, allowed
 from checks.model import Finding, Target
 from checks.timeutil import isoformat_z
 
@@ -49,8 +50,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x6B657968  # "keyh": the advisory lock that serialises schema changes
 BURST_LOCK = 0x6B657962  # "keyb": serialises the start of a burst summary
-OPEN, EXPECTED_ROTATION, INVESTIGATING = "open", "expected_rotation", "investigating"
-STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING)
 PENDING, POSTED, SKIPPED, FAILED = "pending", "posted", "skipped", "failed"
 
 metadata = MetaData()
@@ -611,10 +610,18 @@ class Store:
 
     # -- triage ---------------------------------------------------------------------------
     def decide(
-        self, event_id: str, status: str, user_id: str, now: datetime | None = None
+        self,
+        event_id: str,
+        status: str,
+        user_id: str,
+        now: datetime | None = None,
+        expected: str | None = None,
     ) -> Decision | None:
-        """Set a finding's status, appending to the audit log. Compare-and-set: a repeated or
-        concurrent click with the same decision changes nothing and logs nothing."""
+        """Move a finding to `status`, appending to the audit log. Only the transitions of
+        bot.triage are made, and with `expected` only from that state (the one the clicked
+        message showed). Compare-and-set: of concurrent clicks one transition wins; a
+        repeated, replayed or refused click changes nothing, logs nothing, and its Decision
+        (changed=False) carries the status as it stands and who set it."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         stamp = now or _now()
@@ -629,10 +636,11 @@ class Store:
             if row is None:
                 return None
             previous = row[0]
-            if previous == status:
+            stale = expected is not None and previous != expected
+            if previous == status or stale or not allowed(previous, status):
                 return Decision(
                     event_id,
-                    status,
+                    previous,
                     previous,
                     row[1] or user_id,
                     _aware(row[2]) or stamp,

@@ -315,6 +315,16 @@ def bot_settings(slack: FakeSlack, tmp_path: Path, db: Path | None = None, **env
     return load_settings(config, environ)
 
 
+def button_value(message: Json, action_id: str) -> str | None:
+    """The value of the button `action_id` in the message as Slack holds it (what a click
+    sends back), or None when the message has no such button."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == action_id:
+                return str(element.get("value"))
+    return None
+
+
 class Bot:
     """One keyhunt replica: the runtime `keyhunt serve` builds, its app on a loopback port."""
 
@@ -368,7 +378,7 @@ class Bot:
         message = self.slack.messages[finding.channel][finding.ts].as_dict()
         return block_action_body(
             action,
-            event_id,
+            button_value(message, action) or event_id,
             user_id=user,
             channel_id=finding.channel,
             message_ts=finding.ts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.digest import post_digest
-from bot.store import EXPECTED_ROTATION
+from bot.triage import EXPECTED_ROTATION
 from tests.slackbot import (
     CHANNEL,
     OTHER,

@@ -18,7 +18,7 @@ from bot.fakes import records as r
 from bot.fakes.slack import post_to_bot
 from bot.hunting import HuntRequest
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
-from bot.store import EXPECTED_ROTATION, INVESTIGATING, OPEN
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Window
 from tests.conftest import keyhunt_env, run_keyhunt
 from tests.slackbot import (
@@ -194,7 +194,11 @@ def test_repeated_and_concurrent_clicks_leave_one_audit_entry(make_bot: BotFacto
             pool.map(lambda _: post_to_bot(bot.events_url, body, SIGNING_SECRET)[0], range(6))
         )
     assert statuses == [200] * 6
-    wait_for(lambda: len(make_bot.slack.calls_to("chat.update")) >= 8, what="eight updates")
+    # One click changed the alert; the seven others were made on the message as it was and
+    # are told so, privately, changing nothing (they used to re-render it, eight updates).
+    wait_for(lambda: len(make_bot.slack.ephemerals) >= 7, what="seven ephemeral answers")
+    assert len(make_bot.slack.calls_to("chat.update")) == 1
+    assert all("nothing changed" in e.text for e in make_bot.slack.ephemerals)
 
     (entry,) = bot.store.history(event_id)
     assert (entry.status, entry.previous_status) == (EXPECTED_ROTATION, OPEN)
@@ -216,7 +220,10 @@ def test_concurrent_investigate_clicks_post_one_investigation(make_bot: BotFacto
             pool.map(lambda b: post_to_bot(bot.events_url, b, SIGNING_SECRET)[0], bodies)
         )
     assert statuses == [200] * 4
-    wait_for(lambda: len(make_bot.slack.calls_to("chat.update")) >= 4, what="four updates")
+    # One click wins; the three others were made on the open alert and are told, privately,
+    # that it is already being investigated (they used to re-render it: four updates).
+    wait_for(lambda: len(make_bot.slack.ephemerals) >= 3, what="three ephemeral answers")
+    assert len(make_bot.slack.calls_to("chat.update")) == 1
     stored = bot.store.get(event_id)
     assert stored is not None
     assert stored.ts

@@ -28,17 +28,8 @@ from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
 from bot.runtime import Runtime, build_runtime, health_of
 from bot.server import HttpServer, make_wsgi
 from bot.settings import Secret, Settings
-from bot.store import (
-    EXPECTED_ROTATION,
-    INVESTIGATING,
-    OPEN,
-    POSTED,
-    PollRun,
-    Store,
-    findings_table,
-    schema_info,
-    triage_log,
-)
+from bot.store import POSTED, PollRun, Store, findings_table, schema_info, triage_log
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.classify import classify
 from checks.model import Finding, Target
 from checks.parse import parse_record
@@ -336,21 +327,22 @@ def test_decide_is_a_compare_and_set(store: Store) -> None:
     again = store.decide("click", EXPECTED_ROTATION, "U0OTHER", now=NOW + timedelta(minutes=1))
     assert again is not None
     assert (again.changed, again.user_id, again.at) == (False, TRIAGER, NOW)  # the first stands
+    # Reopening an expected rotation is no transition the message offers (bot.triage); this
+    # test once expected it to be made.
     later = store.decide("click", INVESTIGATING, "U0OTHER", now=NOW + timedelta(minutes=2))
     assert later is not None
-    assert (later.changed, later.previous_status) == (True, EXPECTED_ROTATION)
+    assert (later.changed, later.status) == (False, EXPECTED_ROTATION)
     history = store.history("click")
     assert [(d.previous_status, d.status, d.user_id) for d in history] == [
         (OPEN, EXPECTED_ROTATION, TRIAGER),
-        (EXPECTED_ROTATION, INVESTIGATING, "U0OTHER"),
     ]
     assert history[0].at == NOW
     stored = store.get("click")
     assert stored is not None
     assert (stored.status, stored.assignee, stored.decided_by) == (
-        INVESTIGATING,
-        "U0OTHER",
-        "U0OTHER",
+        EXPECTED_ROTATION,
+        None,
+        TRIAGER,
     )
     assert store.decide("no-such-event", EXPECTED_ROTATION, TRIAGER) is None
     with pytest.raises(ValueError, match="unknown status"):
@@ -647,15 +639,19 @@ def test_poll_post_and_triage_through_the_bolt_app(
             updated = slack.messages[CHANNEL][alerts[ids["self"]][0].ts]
             assert f"<@{TRIAGER}>" in str(updated.blocks)
             assert first.store.statuses([ids["self"]]) == {ids["self"]: EXPECTED_ROTATION}
-            # Slack's retry of the same click changes nothing more.
+            # Slack's retry of the same click changes nothing more: the clicker is told so
+            # privately and the message is left as it is. (These clicks carry the bare event
+            # ID of messages posted before button values said their state: still understood.)
             assert click(ids["self"], ACTION_EXPECTED) == 200
-            wait_for("the retried click's update", lambda: updates_of(ids["self"]) == 2)
+            wait_for("the retried click's answer", lambda: len(slack.ephemerals) == 1)
+            assert "nothing changed" in slack.ephemerals[0].text
+            assert updates_of(ids["self"]) == 1
             assert len(first.store.history(ids["self"])) == 1
 
             # Someone not in KEYHUNT_TRIAGERS: an ephemeral explanation, nothing changed.
             assert click(ids["other"], ACTION_INVESTIGATE, user="U0MALLORY") == 200
-            wait_for("the ephemeral refusal", lambda: len(slack.ephemerals) == 1)
-            assert slack.ephemerals[0].user == "U0MALLORY"
+            wait_for("the ephemeral refusal", lambda: len(slack.ephemerals) == 2)
+            assert slack.ephemerals[1].user == "U0MALLORY"
             assert first.store.statuses([ids["other"]]) == {ids["other"]: OPEN}
 
             # Investigate: status, update in place, and the key's story in the thread.

@@ -26,14 +26,8 @@ from bot.render import (
     render_usage,
     triage_buttons,
 )
-from bot.store import (
-    EXPECTED_ROTATION,
-    INVESTIGATING,
-    OPEN,
-    PollRun,
-    StoredFinding,
-    TargetHealth,
-)
+from bot.store import PollRun, StoredFinding, TargetHealth
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, ButtonValue, decode_value
 from checks.classify import classify
 from checks.cloudtrail import parse_entry
 from checks.iam import KeyLastUse
@@ -205,7 +199,9 @@ def test_only_the_buttons_that_still_make_sense(status: str, buttons: list[str])
 
     assert buttons_of(blocks) == buttons
     for element in (b for block in blocks if block["type"] == "actions" for b in block["elements"]):
-        assert element["value"] == finding.event_id
+        # the finding and the state the message was drawn in (bot.triage)
+        assert decode_value(element["value"]) == ButtonValue(finding.event_id, status)
+        assert len(element["value"]) <= 2000
         assert element["action_id"] in (ACTION_EXPECTED, ACTION_INVESTIGATE)
     assert_valid(text, blocks)
 

@@ -16,18 +16,8 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import update
 
-from bot.store import (
-    EXPECTED_ROTATION,
-    INVESTIGATING,
-    OPEN,
-    PENDING,
-    POSTED,
-    SCHEMA_VERSION,
-    SKIPPED,
-    PollRun,
-    Store,
-    schema_info,
-)
+from bot.store import PENDING, POSTED, SCHEMA_VERSION, SKIPPED, PollRun, Store, schema_info
+from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Finding, Target
 from tests.slackbot import CALLER, REGION, finding_of, key_for_other, root_key, self_key
 
@@ -230,34 +220,65 @@ def test_suppressed_findings_are_never_claimed(store: Store) -> None:
 
 
 def test_decide_is_compare_and_set_with_an_audit_log(store: Store) -> None:
+    """Only bot.triage's transitions: open -> investigating -> expected rotation, and never
+    back. (This test once reopened an expected rotation for investigation: the message never
+    offers that button, so the store no longer makes that move.)"""
     (finding,) = findings(1)
     event_id = finding.event.event_id
     store.add_findings([finding])
 
-    first = store.decide(event_id, EXPECTED_ROTATION, "U0CAROL", NOW)
-    repeat = store.decide(event_id, EXPECTED_ROTATION, "U0DAVE", NOW + timedelta(minutes=1))
-    reopened = store.decide(event_id, INVESTIGATING, "U0DAVE", NOW + timedelta(minutes=2))
+    first = store.decide(event_id, INVESTIGATING, "U0CAROL", NOW)
+    repeat = store.decide(event_id, INVESTIGATING, "U0DAVE", NOW + timedelta(minutes=1))
+    closed = store.decide(event_id, EXPECTED_ROTATION, "U0DAVE", NOW + timedelta(minutes=2))
+    reopened = store.decide(event_id, INVESTIGATING, "U0ERIN", NOW + timedelta(minutes=3))
 
     assert first is not None
     assert (first.changed, first.previous_status, first.user_id) == (True, OPEN, "U0CAROL")
     assert repeat is not None
     # The repeat changes nothing and reports the decision that stands.
     assert (repeat.changed, repeat.user_id, repeat.at) == (False, "U0CAROL", NOW)
+    assert closed is not None
+    assert (closed.changed, closed.previous_status) == (True, INVESTIGATING)
     assert reopened is not None
-    assert (reopened.changed, reopened.previous_status) == (True, EXPECTED_ROTATION)
+    assert (reopened.changed, reopened.status, reopened.user_id) == (
+        False,
+        EXPECTED_ROTATION,
+        "U0DAVE",
+    )
     history = store.history(event_id)
     assert [(d.previous_status, d.status, d.user_id, d.at) for d in history] == [
-        (OPEN, EXPECTED_ROTATION, "U0CAROL", NOW),
-        (EXPECTED_ROTATION, INVESTIGATING, "U0DAVE", NOW + timedelta(minutes=2)),
+        (OPEN, INVESTIGATING, "U0CAROL", NOW),
+        (INVESTIGATING, EXPECTED_ROTATION, "U0DAVE", NOW + timedelta(minutes=2)),
     ]
     stored = store.get(event_id)
     assert stored is not None
     assert (stored.status, stored.assignee, stored.decided_by) == (
-        INVESTIGATING,
-        "U0DAVE",
+        EXPECTED_ROTATION,
+        "U0CAROL",
         "U0DAVE",
     )
     assert stored.decided_at == NOW + timedelta(minutes=2)
+
+
+def test_a_decision_from_a_message_that_is_no_longer_current_changes_nothing(
+    store: Store,
+) -> None:
+    (finding,) = findings(1)
+    event_id = finding.event.event_id
+    store.add_findings([finding])
+    assert store.decide(event_id, EXPECTED_ROTATION, "U0CAROL", NOW, expected=OPEN)
+    # A replay of an Investigate click made on the open alert, after it was closed:
+    replay = store.decide(event_id, INVESTIGATING, "U0DAVE", NOW, expected=OPEN)
+    assert replay is not None
+    assert (replay.changed, replay.status) == (False, EXPECTED_ROTATION)
+    # An Expected click drawn for "investigating" while the alert is still open: refused too.
+    (other,) = findings(1)
+    store.add_findings([other])
+    stale = store.decide(other.event.event_id, EXPECTED_ROTATION, "U0DAVE", expected=INVESTIGATING)
+    assert stale is not None
+    assert (stale.changed, stale.status) == (False, OPEN)
+    assert len(store.history(event_id)) == 1
+    assert store.history(other.event.event_id) == []
 
 
 def test_decide_refuses_unknown_statuses_and_events(store: Store) -> None:

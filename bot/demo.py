@@ -240,7 +240,8 @@ def _replay(
 
     app = create_app(settings, runtime.store, runtime.hunter, runtime.client, runtime.state)
     runtime.state.alive = lambda: True
-    server = HttpServer(make_wsgi(app, lambda: health_of(runtime)), "127.0.0.1", 0).start()
+    wsgi = make_wsgi(app, lambda: health_of(runtime), settings.slack_signing_secret or None)
+    server = HttpServer(wsgi, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")

@@ -180,7 +180,7 @@ def serve_command(settings: Settings, socket_mode: bool = False, port: int | Non
             handler.connect()  # type: ignore[no-untyped-call]
             # /healthz and /metrics still answer on the port, for the container's HEALTHCHECK.
         http = HttpServer(
-            make_wsgi(app, lambda: health_of(runtime)),
+            make_wsgi(app, lambda: health_of(runtime), settings.slack_signing_secret or None),
             "0.0.0.0",  # noqa: S104
             port or settings.port,
         ).start()

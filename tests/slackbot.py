@@ -351,7 +351,9 @@ class Bot:
             self.runtime.state,
         )
         self.app = create_app(*parts) if workers is None else create_app(*parts, workers=workers)
-        wsgi = make_wsgi(self.app, lambda: health_of(self.runtime))
+        wsgi = make_wsgi(
+            self.app, lambda: health_of(self.runtime), settings.slack_signing_secret or None
+        )
         self.server = HttpServer(wsgi, "127.0.0.1", 0).start()
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.events_url = f"{self.base_url}/slack/events"

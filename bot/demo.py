@@ -206,6 +206,7 @@ def _replay(
     from bot.runtime import build_runtime, health_of
     from bot.server import HttpServer, make_wsgi
     from bot.settings import load_settings
+    from bot.triage import encode_value
 
     settings = load_settings(
         path=None,
@@ -254,9 +255,11 @@ def _replay(
             (rotation, ACTION_EXPECTED, "Expected rotation"),
             (sso, ACTION_INVESTIGATE, "Investigate"),
         ):
+            # What Slack sends back: the button's value as the message holds it.
+            value = encode_value(finding.event_id, finding.status)
             body = block_action_body(
                 action,
-                finding.event_id,
+                value,
                 user_id=TRIAGER,
                 channel_id=CHANNEL,
                 message_ts=str(finding.ts),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -889,8 +891,17 @@ def _make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA busy_timeout=30000")  # first: the WAL switch may meet a lock
+        for attempt in range(50):
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                # Several processes opening a new file at once: switching the journal mode
+                # can be refused as locked without the busy handler being asked.
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
         dbapi_conn.isolation_level = None  # the "begin" listener below issues BEGIN itself

@@ -2,14 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: test lint typecheck unit demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./dev
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/cfn-lint --include-checks I -- config/cross-account-role.yaml
 
 typecheck: $(STAMP)
-	$(BIN)/mypy checks bot
+	$(BIN)/mypy checks bot dev/keyhunt_dev
 
 # PostgreSQL: scripts/test-postgres.sh installs Debian's server if needed and runs a throwaway
 # cluster on loopback for the store, poller, triage and replica tests (they skip without it,

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack, post_to_bot, slash_command_body
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack, post_to_bot, slash_command_body
 from tests.slackbot import (
     BOT_TOKEN,
     CALLER,

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack
 from bot.posting import POSTS_PER_SECOND
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack
 from tests.slackbot import (
     BOT_TOKEN,
     CALLER,

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack
 from tests.crashpoint import STEPS, alerts_in_channel, expire_dead_poller, poll_env, run_poll
 from tests.slackbot import (
     BOT_TOKEN,

@@ -42,11 +42,11 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from bot.aws import hunt_options
-from bot.fakes.aws import FakeAWS, LookupCall
 from bot.settings import Settings
 from checks.hunt import HuntOptions, run_hunt
 from checks.model import HuntResult, Target, Window
 from checks.sessions import AwsSessions
+from keyhunt_dev.aws import FakeAWS, LookupCall
 from tests.scenario import (
     CALLER,
     assumed_role,

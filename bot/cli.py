@@ -107,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from bot.demo import run_demo
-
+        try:
+            from keyhunt_dev.demo import run_demo  # noqa: TID251 - the one way in, lazy
+        except ImportError:
+            return _usage("the demo needs the development package: pip install -e ./dev")
         return run_demo(quiet=args.quiet)
     try:
         settings = load_settings(args.config)

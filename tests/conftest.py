@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.fakes.aws import FakeAWS
+from keyhunt_dev.aws import FakeAWS
 
 # The caller's dummy credentials; moto maps them to its default account, 123456789012.
 DUMMY_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"

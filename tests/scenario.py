@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from bot.fakes.aws import FakeAWS
+from keyhunt_dev.aws import FakeAWS
 
 CALLER = "123456789012"  # moto's account for the dummy credentials: searched as the caller
 PEER = "222222222222"  # reached through sts:AssumeRole

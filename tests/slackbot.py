@@ -34,16 +34,6 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
-from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import (
-    ApiCall,
-    FakeSlack,
-    ResponsePost,
-    block_action_body,
-    post_to_bot,
-    slash_command_body,
-)
 from bot.poller import PollOutcome
 from bot.render import ACTION_EXPECTED
 from bot.runtime import Runtime, build_runtime, health_of
@@ -54,6 +44,16 @@ from checks.classify import classify
 from checks.model import Finding, Target
 from checks.parse import parse_record
 from checks.ratelimit import RateLimiter
+from keyhunt_dev import records as r
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import (
+    ApiCall,
+    FakeSlack,
+    ResponsePost,
+    block_action_body,
+    post_to_bot,
+    slash_command_body,
+)
 
 CALLER = "123456789012"  # moto's account for the dummy credentials: keyhunt's own account
 OTHER = "222222222222"  # reached through AssumeRole

@@ -40,15 +40,15 @@ import yaml
 from botocore.stub import Stubber
 
 from bot.aws import build_sessions
-from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS, LookupCall
-from bot.fakes.slack import FakeSlack
 from bot.hunting import HuntRequest, run_key_request, run_request
 from bot.preflight import run_checks
 from bot.settings import Settings, load_settings
 from checks.investigate import KeyReport
 from checks.model import HuntResult, Window
 from checks.organizations import fetch_active_accounts
+from keyhunt_dev import records as r
+from keyhunt_dev.aws import FakeAWS, LookupCall
+from keyhunt_dev.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "config" / "iam-policy.json"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import boto3
 
-from bot.fakes import records as r
-from bot.fakes.slack import post_to_bot
 from bot.hunting import HuntRequest
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Window
+from keyhunt_dev import records as r
+from keyhunt_dev.slack import post_to_bot
 from tests.conftest import keyhunt_env, run_keyhunt
 from tests.slackbot import (
     CALLER,

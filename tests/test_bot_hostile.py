@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.fakes.slack import post_to_bot, sign
 from bot.server import MAX_BODY, Health, make_wsgi
+from keyhunt_dev.slack import post_to_bot, sign
 from tests.slackbot import SIGNING_SECRET, BotFactory
 
 GARBAGE = [

@@ -12,8 +12,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from bot.fakes import records as r
 from bot.render import ACTION_EXPECTED
+from keyhunt_dev import records as r
 from tests.slackbot import (
     CALLER,
     CHANNEL,

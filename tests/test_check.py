@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack
 from tests.conftest import keyhunt_env, run_keyhunt
 
 CALLER, PEER = "123456789012", "210987654321"

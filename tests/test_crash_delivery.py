@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakes.slack import FakeSlack
 from bot.schedule import LEASE_NAME
 from bot.store import Store
+from keyhunt_dev.slack import FakeSlack
 from tests import crashpoint
 from tests.crashpoint import alerts_in_channel, expire_dead_poller, run_poll
 from tests.slackbot import (

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
-from bot.fakes.aws import FakeAWS, parse_event_time
+from keyhunt_dev.aws import FakeAWS, parse_event_time
 
 ACCOUNT = "123456789012"  # moto's default account for unknown keys
 OTHER = "222222222222"

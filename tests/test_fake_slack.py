@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.fakes.slack import (
+from keyhunt_dev.slack import (
     FakeSlack,
     block_action_body,
     post_to_bot,

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bot.fakes.aws import FakeAWS, LookupCall
+from keyhunt_dev.aws import FakeAWS, LookupCall
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, keyhunt_env, run_keyhunt
 from tests.scenario import (
     CALLER,

@@ -25,11 +25,11 @@ from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
-from bot.fakes.aws import FakeAWS
 from checks.hunt import HuntOptions, run_hunt
 from checks.model import Finding, Target, Window
 from checks.ratelimit import RateLimiter
 from checks.sessions import AwsSessions
+from keyhunt_dev.aws import FakeAWS
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, NetworkGuard, RealNetworkBlocked
 from tests.scenario import (
     CALLER,

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack
 from bot.logs import RedactSecrets, configure_logging
 from bot.settings import Secret, Settings
+from keyhunt_dev import records as r
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack
 from tests.conftest import KEYHUNT, keyhunt_env
 
 CALLER = "123456789012"  # moto's account for the dummy access key id

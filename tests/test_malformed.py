@@ -40,7 +40,7 @@ def entry(
     key: str | None = KEY,
     user: str | None = "deploy-bot",
 ) -> dict[str, Any]:
-    """A LookupEvents entry as botocore returns it (see bot/fakes/aws.py `to_api`)."""
+    """A LookupEvents entry as botocore returns it (see dev/keyhunt_dev/aws.py `to_api`)."""
     out: dict[str, Any] = {"ReadOnly": "false", "EventSource": "iam.amazonaws.com"}
     if event_id is not None:
         out["EventId"] = event_id

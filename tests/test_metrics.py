@@ -22,13 +22,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import create_app
-from bot.fakes import records as r
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack
 from bot.poller import Poller
 from bot.runtime import Runtime, build_runtime, health_of
 from bot.server import HttpServer, make_wsgi
 from bot.settings import load_settings
+from keyhunt_dev import records as r
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack
 
 CALLER = "123456789012"  # moto's account for the dummy credentials
 PEER = "210987654321"  # reached through sts:AssumeRole

@@ -21,9 +21,6 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.fakes import records
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack, Message, block_action_body, post_to_bot, slash_command_body
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
 from bot.runtime import Runtime, build_runtime, health_of
 from bot.server import HttpServer, make_wsgi
@@ -33,6 +30,9 @@ from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.classify import classify
 from checks.model import Finding, Target
 from checks.parse import parse_record
+from keyhunt_dev import records
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack, Message, block_action_body, post_to_bot, slash_command_body
 from tests import pg
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
 

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.fakes import records as r
 from bot.render import (
     ACTION_EXPECTED,
     ACTION_INVESTIGATE,
@@ -42,6 +41,7 @@ from checks.model import (
     TargetError,
     Window,
 )
+from keyhunt_dev import records as r
 from tests.slackbot import (
     CALLER,
     OTHER,

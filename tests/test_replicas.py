@@ -30,13 +30,13 @@ from typing import TypeVar
 
 import pytest
 
-from bot.fakes import records
-from bot.fakes.aws import FakeAWS
-from bot.fakes.slack import FakeSlack, block_action_body, post_to_bot, slash_command_body
 from bot.render import ACTION_EXPECTED
 from bot.schedule import LEASE_NAME
 from bot.store import POSTED, Store
 from bot.triage import EXPECTED_ROTATION
+from keyhunt_dev import records
+from keyhunt_dev.aws import FakeAWS
+from keyhunt_dev.slack import FakeSlack, block_action_body, post_to_bot, slash_command_body
 from tests import pg
 from tests.conftest import KEYHUNT, keyhunt_env
 from tests.test_postgres_store import alerts_by_event

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 
-from bot.fakes.slack import post_to_bot
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE, triage_buttons
 from bot.triage import (
     EXPECTED_ROTATION,
@@ -22,6 +21,7 @@ from bot.triage import (
     decode_value,
     encode_value,
 )
+from keyhunt_dev.slack import post_to_bot
 from tests.slackbot import (
     CHANNEL,
     SIGNING_SECRET,

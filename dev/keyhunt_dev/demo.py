@@ -22,14 +22,14 @@ CALLER = "123456789012"  # moto's default account: the account keyhunt runs in
 PROD = "222222222222"
 CHANNEL = "C0ALERTS"
 TRIAGER = "U0CAROL"
-SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a throwaway secret for local fakes
-BOT_TOKEN = "xoxb-demo-token"  # noqa: S105
+SIGNING_SECRET = "demo-signing-secret"
+BOT_TOKEN = "xoxb-demo-token"
 
 
 def run_demo(quiet: bool = False) -> int:
     try:
-        from bot.fakes.aws import FakeAWS
-        from bot.fakes.slack import FakeSlack
+        from keyhunt_dev.aws import FakeAWS
+        from keyhunt_dev.slack import FakeSlack
     except ImportError as exc:
         print(
             f"keyhunt demo needs the demo extra (pip install 'keyhunt[demo]'): {exc}",
@@ -70,7 +70,7 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
     """IAM users and keys in moto, and the day's CloudTrail records that made them."""
     import boto3
 
-    from bot.fakes import records as r
+    from keyhunt_dev import records as r
 
     caller_iam = boto3.client("iam", region_name="us-east-1")
     creds = boto3.client("sts", region_name="us-east-1").assume_role(
@@ -201,12 +201,12 @@ def _replay(
     aws: Any, slack: Any, tmp: Path, now: datetime, keys: dict[str, str], out: _Printer
 ) -> int:
     from bot.app import create_app
-    from bot.fakes.slack import block_action_body, post_to_bot, slash_command_body
     from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
     from bot.runtime import build_runtime, health_of
     from bot.server import HttpServer, make_wsgi
     from bot.settings import load_settings
     from bot.triage import encode_value
+    from keyhunt_dev.slack import block_action_body, post_to_bot, slash_command_body
 
     settings = load_settings(
         path=None,

@@ -10,14 +10,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
 from bot.settings import ConfigError, Settings, load_settings
-from checks.model import Severity
-from checks.timeutil import parse_duration, parse_instant
+from checks.model import Severity, is_account_id
+from checks.timeutil import MAX_LOOKBACK, parse_duration, parse_instant
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("keyhunt")
@@ -171,7 +170,7 @@ def cmd_key(args: argparse.Namespace, settings: Settings) -> int:
     from bot.hunting import make_window, run_key_request
     from bot.terminal import describe_errors, format_key_report, key_report_json
 
-    window = make_window(args.last or timedelta(days=90), None, None)
+    window = make_window(args.last or MAX_LOOKBACK, None, None)
     try:
         report = run_key_request(settings, build_sessions(settings), args.access_key_id, window)
     except Exception as exc:  # noqa: BLE001 - no account could be listed at all
@@ -221,7 +220,7 @@ def _usage(message: str) -> int:
 
 
 def _account_id(text: str) -> str:
-    if not (text.isdigit() and len(text) == 12):
+    if not is_account_id(text):
         raise ValueError(f"bad account ID {text!r}: expected 12 digits")
     return text
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from checks.investigate import validate_key_id
-from checks.model import Severity
+from checks.model import Severity, is_account_id
 from checks.timeutil import parse_duration, parse_instant
 
 IAM_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 ACTOR = re.compile(r"^[\w+=,.@:/-]{1,512}$")
-ACCOUNT = re.compile(r"^\d{12}$")
 
 
 class CommandError(ValueError):
@@ -94,12 +93,18 @@ def _parse_hunt(words: list[str]) -> Hunt:
             until=parse_instant(options["until"]) if "until" in options else None,
             user=_checked(options.get("user"), IAM_NAME, "user"),
             actor=_checked(options.get("actor"), ACTOR, "actor"),
-            account=_checked(options.get("account"), ACCOUNT, "account"),
+            account=_account(options.get("account")),
             min_severity=Severity.parse(options["severity"]) if "severity" in options else None,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     return hunt
+
+
+def _account(value: str | None) -> str | None:
+    if value is not None and not is_account_id(value):
+        raise CommandError(f"account {value[:80]!r} is not valid")
+    return value
 
 
 def _checked(value: str | None, pattern: re.Pattern[str], name: str) -> str | None:

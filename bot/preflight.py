@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.aws import NoAccounts, build_sessions, resolve_accounts, targets_for
 from bot.settings import Settings
+from checks.awserror import error_of
 from checks.sessions import AssumeRoleFailed, AwsSessions
 
 
@@ -49,8 +50,8 @@ def run_checks(
 
 def _aws_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code')}: {error.get('Message')}"
+        code, message = error_of(exc)
+        return f"{code}: {message}"
     if isinstance(exc, AssumeRoleFailed):
         return f"{exc.code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
+from checks.model import is_account_id
 from checks.suppress import Suppression, parse_suppression
 from checks.timeutil import parse_duration
 
 DEFAULT_CONFIG_PATH = Path("config/keyhunt.yaml")
-ACCOUNT_ID = re.compile(r"^\d{12}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
 
@@ -131,7 +131,7 @@ def _list(value: Any) -> list[str]:
 def _accounts(value: Any, key: str) -> tuple[str, ...]:
     items = _list(value)
     for item in items:
-        if item != "organization" and not ACCOUNT_ID.match(item):
+        if item != "organization" and not is_account_id(item):
             raise ConfigError(
                 f"{key}: {item!r} is not a 12-digit account ID (or the word 'organization')"
             )

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.awserror import AwsReadFailed, error_of, retries_of
 from checks.model import HuntStats, KeyEvent, Window
 from checks.parse import (
     CREATE_ACCESS_KEY,
@@ -39,15 +40,6 @@ _gates_lock = threading.Lock()
 
 PAGE_SIZE = 50  # LookupEvents' maximum
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
-
-
-class LookupFailed(Exception):
-    """LookupEvents could not be read for a target; `code` is what a person should see."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,25 +174,20 @@ def _call_with_backoff(
     while True:
         try:
             page: dict[str, Any] = client.lookup_events(**params)
-            retries = int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            retries = retries_of(page)
             stats.lookup_calls += 1 + retries  # HTTP attempts, botocore's retries included
             stats.throttled += retries
             return page
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "ClientError"))
-            message = str(error.get("Message", ""))
-            if code not in THROTTLE_CODES:
-                stats.lookup_calls += 1 + int(
-                    exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-                )
-                raise LookupFailed(code, message) from None
-            retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            code, message = error_of(exc)
+            retries = retries_of(exc.response)
             stats.lookup_calls += 1 + retries
+            if code not in THROTTLE_CODES:
+                raise AwsReadFailed(code, message) from None
             stats.throttled += 1 + retries
             waited = time.monotonic() - started
             if waited + backoff > throttling.deadline_seconds:
-                raise LookupFailed(
+                raise AwsReadFailed(
                     "Throttled",
                     f"still throttled after {waited:.0f}s (deadline "
                     f"{throttling.deadline_seconds:.0f}s)",
@@ -209,4 +196,4 @@ def _call_with_backoff(
             sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
             backoff = min(backoff * 2, throttling.max_backoff)
         except BotoCoreError as exc:
-            raise LookupFailed("EndpointError", str(exc)) from None
+            raise AwsReadFailed("EndpointError", str(exc)) from None

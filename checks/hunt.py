@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from checks.awserror import AwsReadFailed
 from checks.classify import classify
-from checks.cloudtrail import LookupFailed, Throttling, fetch_events, gate_client
-from checks.iam import IamReadFailed, fetch_user_keys
+from checks.cloudtrail import Throttling, fetch_events, gate_client
+from checks.iam import fetch_user_keys
 from checks.model import (
     HUNT_STAT_FIELDS,
     Finding,
@@ -114,7 +115,7 @@ def hunt_target(
             for e in fetch_events(client, CREATE, window, out.stats, opts.throttling)
             if e.event_name == CREATE[1] and e.event_id not in opts.known_event_ids
         ]
-    except LookupFailed as exc:
+    except AwsReadFailed as exc:
         out.errors.append(TargetError(target, "lookup", exc.code, exc.message))
         return out
 
@@ -144,7 +145,7 @@ def _rotation_context(
             changes.extend(
                 fetch_events(client, ("EventName", name), wide, out.stats, opts.throttling)
             )
-        except LookupFailed as exc:
+        except AwsReadFailed as exc:
             out.errors.append(TargetError(target, "rotation_context", exc.code, exc.message))
             return []
     return changes
@@ -212,7 +213,7 @@ def _user_keys(
     try:
         iam = clients.client(str(account), "iam", IAM_REGION)
         return tuple(fetch_user_keys(iam, str(user)))
-    except IamReadFailed as exc:
+    except AwsReadFailed as exc:
         if exc.code == "NoSuchEntity":
             return ()  # the user has been deleted since: it holds no keys now
         return TargetError(target, "iam", exc.code, exc.message)

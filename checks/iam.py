@@ -8,14 +8,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from checks.awserror import AwsReadFailed, error_of
 from checks.model import KeyInfo
-
-
-class IamReadFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +53,9 @@ def _call(method: Any, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = method(**params)
         return result
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise IamReadFailed(
-            str(error.get("Code", "ClientError")), str(error.get("Message", ""))
-        ) from None
+        raise AwsReadFailed(*error_of(exc)) from None
     except BotoCoreError as exc:
-        raise IamReadFailed("EndpointError", str(exc)) from None
+        raise AwsReadFailed("EndpointError", str(exc)) from None
 
 
 def _utc(value: Any) -> datetime | None:

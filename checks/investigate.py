@@ -9,10 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from checks.awserror import AwsReadFailed
 from checks.classify import classify
-from checks.cloudtrail import LookupFailed, fetch_pages, gate_client, parse_entry
+from checks.cloudtrail import fetch_pages, gate_client, parse_entry
 from checks.hunt import CREATE, IAM_REGION, ClientSource, HuntOptions
-from checks.iam import IamReadFailed, KeyLastUse, fetch_key_last_use, fetch_user_keys
+from checks.iam import KeyLastUse, fetch_key_last_use, fetch_user_keys
 from checks.model import (
     FATAL_STAGES,
     HUNT_STAT_FIELDS,
@@ -101,7 +102,7 @@ def _read_target(
                 call = _read_activity(entry, stats)
                 if call is not None:
                     activity.append(call)
-    except LookupFailed as exc:
+    except AwsReadFailed as exc:
         return creation, activity, [TargetError(target, "lookup", exc.code, exc.message)], stats
     return creation, activity, [], stats
 
@@ -155,7 +156,7 @@ def _read_iam(report: KeyReport, targets: Sequence[Target], clients: ClientSourc
             iam = clients.client(account, "iam", IAM_REGION)
             use = fetch_key_last_use(iam, report.access_key_id)
             report.stats.iam_calls += 1
-        except (IamReadFailed, AssumeRoleFailed) as exc:
+        except (AssumeRoleFailed) as exc:
             report.stats.iam_calls += 1
             if exc.code not in ("NoSuchEntity", "AccessDenied", "AccessDeniedException"):
                 report.errors.append(
@@ -167,7 +168,7 @@ def _read_iam(report: KeyReport, targets: Sequence[Target], clients: ClientSourc
             try:
                 report.owner_keys = tuple(fetch_user_keys(iam, use.user_name))
                 report.stats.iam_calls += 1
-            except IamReadFailed as exc:
+            except AwsReadFailed as exc:
                 report.errors.append(
                     TargetError(Target(account, IAM_REGION), "iam", exc.code, exc.message)
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,14 @@ _RANKS = {
     Severity.LOW: 1,
     Severity.INFO: 0,
 }
+
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
+def is_account_id(text: str) -> bool:
+    """An AWS account ID: exactly 12 ASCII digits (no sign, no space, no trailing newline)."""
+    return _ACCOUNT_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,8 @@ class AwsSessions:
     def _assume(self, account_id: str) -> dict[str, str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from checks.awserror import error_of
+
         role_arn = f"arn:{self._partition}:iam::{account_id}:role/{self._role_name}"
         params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": ROLE_SESSION_NAME}
         if self._external_id:
@@ -131,10 +133,7 @@ class AwsSessions:
         try:
             creds = sts.assume_role(**params)["Credentials"]
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise AssumeRoleFailed(
-                account_id, str(error.get("Code", "ClientError")), str(error.get("Message", ""))
-            ) from None
+            raise AssumeRoleFailed(account_id, *error_of(exc)) from None
         except BotoCoreError as exc:
             raise AssumeRoleFailed(account_id, type(exc).__name__, str(exc)) from None
         log.info("assumed %s in %s until %s", self._role_name, account_id, creds["Expiration"])

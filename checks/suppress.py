@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from checks.model import KeyEvent, Target
+from checks.model import KeyEvent, Target, is_account_id
 
 _FIELDS = ("actor_arn", "target_user", "account", "user_agent", "source_network", "comment")
 
@@ -80,7 +80,7 @@ def parse_suppression(entry: Mapping[str, Any], where: str) -> Suppression:
                 f"{where}.source_network: {values['source_network']!r} is not a CIDR"
             ) from None
     account = values.get("account")
-    if account is not None and not (account.isdigit() and len(account) == 12):
+    if account is not None and not is_account_id(account):
         raise ValueError(f"{where}.account: {account!r} is not a 12-digit account ID")
     return Suppression(
         comment=values["comment"],

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from checks.investigate import KeyReport
-from checks.model import FINDING_FIELDS, Finding, HuntResult, Severity, TargetError
+from checks.model import Finding, HuntResult, Severity, TargetError
+from checks.record import FINDING_FIELDS
 from checks.timeutil import isoformat_z
 
 SEVERITY_MARK = {

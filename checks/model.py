@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from checks.timeutil import isoformat_z
-
 
 class Severity(enum.StrEnum):
     CRITICAL = "critical"
@@ -184,52 +182,10 @@ class Finding:
         return "suppressed" in self.reasons
 
     def to_record(self) -> dict[str, Any]:
-        """The CONTRACT section 2 shape: every key present, null when unknown."""
-        e = self.event
-        return {
-            "event_id": e.event_id,
-            "event_time": isoformat_z(e.event_time),
-            "account_id": self.account_id,
-            "region": e.region or (self.target.region if self.target else None),
-            "event_name": e.event_name,
-            "actor_type": e.actor.type,
-            "actor_arn": e.actor.arn,
-            "actor_name": e.actor.name,
-            "target_user": e.target_user,
-            "access_key_id": e.access_key_id,
-            "key_status": e.key_status,
-            "key_create_date": isoformat_z(e.key_create_date) if e.key_create_date else None,
-            "source_ip": e.source_ip,
-            "user_agent": e.user_agent,
-            "error_code": e.error_code,
-            "severity": self.severity.value,
-            "reasons": list(self.reasons),
-            "status": self.status,
-            "malformed_fields": list(e.problems),
-        }
+        """The CONTRACT section 2 shape (checks.record, where the field list lives)."""
+        from checks.record import to_record  # record imports this module
 
-
-FINDING_FIELDS: tuple[str, ...] = (
-    "event_id",
-    "event_time",
-    "account_id",
-    "region",
-    "event_name",
-    "actor_type",
-    "actor_arn",
-    "actor_name",
-    "target_user",
-    "access_key_id",
-    "key_status",
-    "key_create_date",
-    "source_ip",
-    "user_agent",
-    "error_code",
-    "severity",
-    "reasons",
-    "status",
-    "malformed_fields",
-)
+        return to_record(self)
 
 
 # Stages whose failure means a target was not searched (the others only lose enrichment).

@@ -429,7 +429,8 @@ def _event_time(
     if required:
         raise MalformedRecord(f"eventTime: {why}")
     problems.append(f"eventTime: {why} (the time it was read is shown)")
-    return read_at or datetime.now(UTC)
+    # Whole seconds, as CloudTrail writes times: the finding then reads back as it was stored.
+    return (read_at or datetime.now(UTC)).replace(microsecond=0)
 
 
 def _parse_actor(

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from checks.classify import classify
-from checks.model import FINDING_FIELDS, Finding, Severity, Target
+from checks.model import Finding, Severity, Target
 from checks.parse import parse_record
+from checks.record import FINDING_FIELDS
 from checks.rules import RuleContext
 from checks.suppress import Suppression, parse_suppression
 from tests.samples import (

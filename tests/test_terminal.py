@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from bot.terminal import format_csv, format_jsonl, format_table
 from checks.classify import classify
 from checks.cloudtrail import parse_entry
-from checks.model import FINDING_FIELDS, Finding, HuntResult, HuntStats, Target, Window
+from checks.model import Finding, HuntResult, HuntStats, Target, Window
+from checks.record import FINDING_FIELDS
 from tests.samples import fixture_case
 
 NOW = datetime(2026, 11, 29, 21, 50, tzinfo=UTC)

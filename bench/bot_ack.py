@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             total = time.monotonic() - began
         finally:
             bot.server.stop()
-            bot.runtime.store.close()
+            bot.parts.store.close()
 
     acks = [s.ack_ms for s in sent]
     statuses = Counter(s.status for s in sent)

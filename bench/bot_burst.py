@@ -3,7 +3,7 @@
     python -m bench.bot_burst [--findings 200] [--slack-rate 1.0] [--post-rate 0.9]
                               [--threshold 10]
 
-The real poll cycle (`Poller.run_once` from `build_runtime`: hunt through boto3 against
+The real poll cycle (`Poller.run_once` from `bot.compose.Components`: hunt through boto3 against
 FakeAWS, store in SQLite, then `Poster.deliver_pending` through the Web API client with its
 retry handlers) against FakeSlack with `enforce_rate_limit(--slack-rate)`: a second
 chat.postMessage to the channel within 1/rate seconds is answered HTTP 429 with
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             elapsed = time.monotonic() - started
         finally:
             bot.server.stop()
-            bot.runtime.store.close()
+            bot.parts.store.close()
 
         posts = slack.calls_to("chat.postMessage")
         first_post = min((c.at for c in posts), default=started) - started

@@ -1,4 +1,4 @@
-"""`keyhunt`: the command line, and the composition root for every command.
+"""`keyhunt`: the command line. Each command takes its parts from `bot.compose.Components`.
 
 Exit codes (CONTRACT section 1): 0 success, 1 partial result (some target unread; what was
 found elsewhere is still printed and each failure is named on stderr), 2 usage or config error.
@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import ConfigError, load_settings
 from checks.model import Severity, is_account_id
 from checks.timeutil import MAX_LOOKBACK, parse_duration, parse_instant
+
+if TYPE_CHECKING:  # the parts are imported when a command runs, not for --help
+    from bot.compose import Components
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("keyhunt")
@@ -119,14 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     configure_logging(settings, args.verbose)
-    handler = COMMANDS[args.command]
-    return handler(args, settings)
+    from bot.compose import Components
+
+    parts = Components(settings)
+    try:
+        return COMMANDS[args.command](args, parts)
+    finally:
+        parts.close()
 
 
-def cmd_hunt(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.aws import build_sessions
-    from bot.hunting import HuntRequest, make_window, run_request
-    from bot.store import open_store_if_present
+def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
+    from bot.hunting import HuntRequest, make_window
     from bot.terminal import describe_errors, format_csv, format_jsonl, format_table
 
     if args.until is not None and args.since is None:
@@ -136,8 +142,7 @@ def cmd_hunt(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         return _usage(str(exc))
     request = HuntRequest(window, args.user, args.actor, args.account, args.min_severity)
-    store = open_store_if_present(settings)
-    result = run_request(settings, build_sessions(settings), request, store)
+    result = parts.hunter.hunt(request)
     out: TextIO = sys.stdout
     fmt = args.format or ("table" if out.isatty() else "jsonl")
     if fmt == "table":
@@ -165,14 +170,13 @@ def cmd_hunt(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if result.complete and not result.stats.unreadable else EXIT_PARTIAL
 
 
-def cmd_key(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.aws import build_sessions
-    from bot.hunting import make_window, run_key_request
+def cmd_key(args: argparse.Namespace, parts: Components) -> int:
+    from bot.hunting import make_window
     from bot.terminal import describe_errors, format_key_report, key_report_json
 
     window = make_window(args.last or MAX_LOOKBACK, None, None)
     try:
-        report = run_key_request(settings, build_sessions(settings), args.access_key_id, window)
+        report = parts.hunter.investigate(args.access_key_id, window)
     except Exception as exc:  # noqa: BLE001 - no account could be listed at all
         print(
             f"keyhunt: could not list accounts to search: {type(exc).__name__}: {exc}",
@@ -187,25 +191,25 @@ def cmd_key(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if report.complete else EXIT_PARTIAL
 
 
-def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import poll_once_command
+def cmd_poll(args: argparse.Namespace, parts: Components) -> int:
+    from bot.service import poll_once
 
-    return poll_once_command(settings)
-
-
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import serve_command
-
-    return serve_command(settings, socket_mode=args.socket_mode, port=args.port)
+    return poll_once(parts)
 
 
-def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, parts: Components) -> int:
+    from bot.service import serve
+
+    return serve(parts, socket_mode=args.socket_mode, port=args.port)
+
+
+def cmd_check(args: argparse.Namespace, parts: Components) -> int:
     from bot.preflight import run_checks
 
-    return run_checks(settings)
+    return run_checks(parts)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Components], int]] = {
     "hunt": cmd_hunt,
     "key": cmd_key,
     "poll": cmd_poll,

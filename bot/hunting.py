@@ -1,15 +1,16 @@
 """The hunt as the bot runs it: settings + a request in, HuntResult out, statuses applied.
 
-`keyhunt hunt`, `/keyhunt` and the poller all come through `run_request`, so there is one
-copy of how targets, options and triage states are put together.
+`keyhunt hunt`, `keyhunt key`, `/keyhunt` and the poller all come through `Hunter`, so there
+is one copy of how targets, options and triage states are put together.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.aws import hunt_options, resolve_accounts, targets_for
 from bot.settings import Settings
@@ -63,35 +64,67 @@ def make_window(
     return Window(since, end)
 
 
-def run_request(
-    settings: Settings,
-    sessions: AwsSessions,
-    request: HuntRequest,
-    status_source: StatusSource | None = None,
-) -> HuntResult:
-    try:
-        accounts = resolve_accounts(settings, sessions)
-        if request.account is not None and request.account not in accounts:
-            raise AccountNotConfigured(request.account, accounts)
-    except Exception as exc:  # noqa: BLE001 - reported as an unread target, never as "nothing"
-        return _unreadable(settings, request, exc)
-    targets = targets_for(settings, accounts, request.account)
-    options = hunt_options(
-        settings, user=request.user, actor=request.actor, min_severity=request.min_severity
-    )
-    result = run_hunt(targets, request.window, sessions, options)
-    if status_source is not None:
-        result.findings = apply_statuses(result.findings, status_source.statuses)
-    return result
+class Hunter:
+    """Every hunt keyhunt runs: `/keyhunt`, `keyhunt hunt`, `keyhunt key` and the poll.
 
+    Targets are planned in one place (`targets`), options in one place (`bot.aws.hunt_options`),
+    and triage states come from the store when there is one. AWS sessions are built on first
+    use, never in a constructor, and shared by every thread.
+    """
 
-def run_key_request(
-    settings: Settings, sessions: AwsSessions, access_key_id: str, window: Window
-) -> KeyReport:
-    accounts = resolve_accounts(settings, sessions)
-    return investigate_key(
-        access_key_id, targets_for(settings, accounts), window, sessions, hunt_options(settings)
-    )
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Callable[[], AwsSessions],
+        statuses: Callable[[], StatusSource | None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self._make_sessions = sessions
+        self._statuses = statuses
+        self._sessions: AwsSessions | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def sessions(self) -> AwsSessions:
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = self._make_sessions()
+            return self._sessions
+
+    def targets(self, account: str | None = None) -> list[Target]:
+        """Every configured account (or the one asked for) in every region. Raises when the
+        accounts cannot be listed, or `account` is not among them."""
+        accounts = resolve_accounts(self.settings, self.sessions)
+        if account is not None and account not in accounts:
+            raise AccountNotConfigured(account, accounts)
+        return targets_for(self.settings, accounts, account)
+
+    def hunt(self, request: HuntRequest) -> HuntResult:
+        """A hunt someone asked for: planning failures are unread targets, never "nothing"."""
+        try:
+            targets = self.targets(request.account)
+        except Exception as exc:  # noqa: BLE001 - reported as an unread target
+            return _unreadable(self.settings, request, exc)
+        result = self.hunt_targets(
+            targets,
+            request.window,
+            user=request.user,
+            actor=request.actor,
+            min_severity=request.min_severity,
+        )
+        source = self._statuses()
+        if source is not None:
+            result.findings = apply_statuses(result.findings, source.statuses)
+        return result
+
+    def hunt_targets(self, targets: list[Target], window: Window, **filters: Any) -> HuntResult:
+        """The hunt itself, over targets already planned (the poll groups them by checkpoint)."""
+        return run_hunt(targets, window, self.sessions, hunt_options(self.settings, **filters))
+
+    def investigate(self, access_key_id: str, window: Window) -> KeyReport:
+        return investigate_key(
+            access_key_id, self.targets(), window, self.sessions, hunt_options(self.settings)
+        )
 
 
 def apply_statuses(

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import metrics
-from bot.aws import hunt_options, resolve_accounts, targets_for
+from bot.hunting import Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
 from bot.store import PollRun, Store
-from checks.hunt import ClientSource, run_hunt
 from checks.model import FATAL_STAGES, Target, Window
-from checks.sessions import AwsSessions
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +43,15 @@ class Poller:
         self,
         settings: Settings,
         store: Store,
-        sessions: Callable[[], AwsSessions],
+        hunter: Hunter,
         poster: Poster | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.store = store
-        self._sessions_factory = sessions
-        self._sessions: AwsSessions | None = None
+        self.hunter = hunter  # the same hunt path as /keyhunt and `keyhunt hunt`
         self.poster = poster
         self.clock = clock
-
-    @property
-    def sessions(self) -> AwsSessions:
-        if self._sessions is None:  # built on first poll, never in a constructor
-            self._sessions = self._sessions_factory()
-        return self._sessions
 
     def run_once(self) -> PollOutcome:
         started = self.clock()
@@ -96,12 +87,11 @@ class Poller:
         return outcome
 
     def _poll(self, now: datetime) -> PollOutcome:
-        accounts = resolve_accounts(self.settings, self.sessions)
-        targets = targets_for(self.settings, accounts)
+        targets = self.hunter.targets()
         new = unreadable = 0
         failed: list[str] = []
         for window, group in self._windows(targets, now).items():
-            stored, unread, skipped = self._hunt_group(group, window, self.sessions)
+            stored, unread, skipped = self._hunt_group(group, window)
             new += stored
             unreadable += skipped
             failed.extend(unread)
@@ -120,12 +110,9 @@ class Poller:
             groups[Window(start, now)].append(target)
         return groups
 
-    def _hunt_group(
-        self, targets: list[Target], window: Window, clients: ClientSource
-    ) -> tuple[int, list[str], int]:
+    def _hunt_group(self, targets: list[Target], window: Window) -> tuple[int, list[str], int]:
         known = self.store.event_ids_since(window.start)
-        options = hunt_options(self.settings, known_event_ids=known)
-        result = run_hunt(targets, window, clients, options)
+        result = self.hunter.hunt_targets(targets, window, known_event_ids=known)
         new_ids = self.store.add_findings(result.findings)
         for finding in result.findings:
             if finding.event.event_id in new_ids:

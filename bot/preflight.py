@@ -10,14 +10,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import NoAccounts, build_sessions, resolve_accounts, targets_for
+from bot.aws import NoAccounts, resolve_accounts, targets_for
 from bot.settings import Settings
+from bot.store import Store
 from checks.awserror import error_of
 from checks.sessions import AssumeRoleFailed, AwsSessions
+
+if TYPE_CHECKING:
+    from bot.compose import Components
 
 
 @dataclass(frozen=True)
@@ -32,17 +36,12 @@ class CheckResult:
         return head if self.ok or not self.fix else f"{head}\n      fix: {self.fix}"
 
 
-def run_checks(
-    settings: Settings,
-    out: TextIO = sys.stdout,
-    slack_client: Any | None = None,
-    sessions: AwsSessions | None = None,
-) -> int:
+def run_checks(parts: Components, out: TextIO = sys.stdout) -> int:
+    settings = parts.settings
     results = [CheckResult("configuration", True, "valid")]
-    aws = sessions or build_sessions(settings)
-    results.extend(check_aws(settings, aws))
-    results.extend(check_slack(settings, slack_client))
-    results.append(check_database(settings))
+    results.extend(check_aws(settings, parts.sessions))
+    results.extend(check_slack(settings, parts.slack if settings.slack_bot_token else None))
+    results.append(check_database(lambda: parts.store))
     for result in results:
         print(result.line(), file=out)
     return 0 if all(r.ok for r in results) else 1
@@ -123,9 +122,7 @@ def check_aws(settings: Settings, sessions: AwsSessions) -> list[CheckResult]:
 def check_slack(settings: Settings, client: Any | None) -> list[CheckResult]:
     from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bot.slack_io import build_web_client
-
-    if not settings.slack_bot_token:
+    if client is None or not settings.slack_bot_token:
         return [
             CheckResult(
                 "Slack auth",
@@ -134,7 +131,7 @@ def check_slack(settings: Settings, client: Any | None) -> list[CheckResult]:
                 "create the app from config/slack-manifest.yaml and set its bot token",
             )
         ]
-    web = client or build_web_client(settings)
+    web = client
     calls: list[tuple[str, Callable[[], Any], Callable[[Any], str], str]] = [
         (
             "Slack auth",
@@ -173,12 +170,10 @@ def check_slack(settings: Settings, client: Any | None) -> list[CheckResult]:
     return results
 
 
-def check_database(settings: Settings) -> CheckResult:
-    from bot.store import Store
-
-    store = Store(settings.database_url)
+def check_database(open_store: Callable[[], Store]) -> CheckResult:
+    """`open_store` creates and migrates the store if need be (Components.store)."""
     try:
-        store.migrate()
+        store = open_store()
         store.ping()
         return CheckResult("database", True, f"{store.dialect} reachable and writable")
     except Exception as exc:  # noqa: BLE001 - any failure here is the answer
@@ -188,5 +183,3 @@ def check_database(settings: Settings) -> CheckResult:
             f"{type(exc).__name__}: {str(exc)[:200]}",
             "check KEYHUNT_DATABASE_URL and that the volume is writable",
         )
-    finally:
-        store.close()

@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.app import SchedulerState
+from bot.health import SchedulerState
 from bot.settings import Settings
 from bot.store import Store
 

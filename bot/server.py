@@ -17,8 +17,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,17 +24,10 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot import metrics
+from bot.health import Health
 
 StartResponse = Callable[..., Any]
 MAX_BODY = 1 << 20  # bytes; Slack's interaction payloads and slash commands are far smaller
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    scheduler_alive: bool
-    last_poll_age_seconds: float | None
-    detail: str
 
 
 def make_wsgi(
@@ -177,9 +168,6 @@ class HttpServer:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        self._server.run()
-
     def stop(self) -> None:
         """Shut down inside waitress's own loop thread (its trigger runs thunks there):
         closing its sockets from this thread races the loop's select() and the workers."""
@@ -204,9 +192,3 @@ class HttpServer:
             if not closed.wait(timeout=10):
                 raise
         self._thread.join(timeout=10)
-
-
-def poll_age(last_success: datetime | None, now: datetime | None = None) -> float | None:
-    if last_success is None:
-        return None
-    return ((now or datetime.now(UTC)) - last_success).total_seconds()

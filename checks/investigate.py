@@ -156,7 +156,7 @@ def _read_iam(report: KeyReport, targets: Sequence[Target], clients: ClientSourc
             iam = clients.client(account, "iam", IAM_REGION)
             use = fetch_key_last_use(iam, report.access_key_id)
             report.stats.iam_calls += 1
-        except (AssumeRoleFailed) as exc:
+        except (AwsReadFailed, AssumeRoleFailed) as exc:
             report.stats.iam_calls += 1
             if exc.code not in ("NoSuchEntity", "AccessDenied", "AccessDeniedException"):
                 report.errors.append(

@@ -1,7 +1,7 @@
 """Helpers for the Slack-bot scenario tests and the bot benchmarks.
 
-The bot under test is the real one: `build_runtime` (store, Web API client with its retry
-handlers, SettingsHunter, Poller, Poster), `create_app` (Bolt) served by waitress on
+The bot under test is the real one, from the composition root `bot.compose.Components` (store,
+Web API client with its retry handlers, Hunter, Poller, Poster, the Bolt app) served by waitress on
 127.0.0.1 port 0, a real SQLite file. Around it only fakes that speak HTTP: FakeAWS (moto +
 the LookupEvents emulator, reached by boto3 through AWS_ENDPOINT_URL) and FakeSlack (reached
 by slack_sdk through SLACK_API_URL). Requests go to the bot signed exactly like Slack signs
@@ -33,11 +33,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
+from bot.compose import Components
 from bot.poller import PollOutcome
 from bot.render import ACTION_EXPECTED
-from bot.runtime import Runtime, build_runtime, health_of
-from bot.server import HttpServer, make_wsgi
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from checks.classify import classify
@@ -326,7 +324,7 @@ def button_value(message: Json, action_id: str) -> str | None:
 
 
 class Bot:
-    """One keyhunt replica: the runtime `keyhunt serve` builds, its app on a loopback port."""
+    """One keyhunt replica: the parts `keyhunt serve` builds (bot.compose), served on loopback."""
 
     def __init__(
         self,
@@ -338,36 +336,26 @@ class Bot:
     ) -> None:
         self.slack = slack
         self.settings = settings
-        self.runtime: Runtime = build_runtime(settings)
-        if self.runtime.poller.poster is not None:
+        self.parts = Components(settings, workers=workers)
+        if self.parts.poster is not None:
             # Slack's ~1 post/s pacing is the Poster's own concern (bench/bot_burst.py measures
             # it); scenario tests post faster so they stay quick.
-            self.runtime.poller.poster.limiter = RateLimiter(posts_per_second)
-        parts = (
-            settings,
-            self.runtime.store,
-            self.runtime.hunter,
-            self.runtime.client,
-            self.runtime.state,
-        )
-        self.app = create_app(*parts) if workers is None else create_app(*parts, workers=workers)
-        wsgi = make_wsgi(
-            self.app, lambda: health_of(self.runtime), settings.slack_signing_secret or None
-        )
-        self.server = HttpServer(wsgi, "127.0.0.1", 0).start()
+            self.parts.poster.limiter = RateLimiter(posts_per_second)
+        self.app = self.parts.app
+        self.server = self.parts.http_server("127.0.0.1", 0)
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.events_url = f"{self.base_url}/slack/events"
 
     @property
     def store(self) -> Store:
-        return self.runtime.store
+        return self.parts.store
 
     def poll(self) -> PollOutcome:
-        return self.runtime.poller.run_once()
+        return self.parts.poller.run_once()
 
     def close(self) -> None:
         self.server.stop()
-        self.runtime.store.close()
+        self.parts.close()
 
     # ---- talking to it like Slack ---------------------------------------------------
 
@@ -477,7 +465,7 @@ class BotFactory:
     def __call__(
         self, *, posts_per_second: float = 50.0, workers: int | None = None, **env: str
     ) -> Bot:
-        """A replica; `workers` sizes create_app's listener pool (default: the product's)."""
+        """A replica; `workers` sizes the Bolt app's listener pools (default: the product's)."""
         bot = Bot(
             self.slack, self.settings(**env), posts_per_second=posts_per_second, workers=workers
         )

@@ -39,8 +39,8 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from bot.aws import build_sessions
-from bot.hunting import HuntRequest, run_key_request, run_request
+from bot.compose import Components
+from bot.hunting import HuntRequest
 from bot.preflight import run_checks
 from bot.settings import Settings, load_settings
 from checks.investigate import KeyReport
@@ -434,18 +434,18 @@ def recording(fake_aws: FakeAWS, tmp_path_factory: pytest.TempPathFactory) -> It
 
         # One AwsSessions for the hunt and the investigations, as `keyhunt serve` keeps one.
         settings = settings_for(tmp, slack, "organization")
-        sessions = build_sessions(settings)
+        hunter = Components(settings).hunter
         flow("hunt")
-        hunt = run_request(settings, sessions, HuntRequest(window))
+        hunt = hunter.hunt(HuntRequest(window))
         done("hunt")
 
         flow("key")  # one key made in a member account, one in keyhunt's own
-        keys = [run_key_request(settings, sessions, key_id, window) for key_id in key_ids]
+        keys = [hunter.investigate(key_id, window) for key_id in key_ids]
         done("key")
 
-        flow("check")
+        flow("check")  # `keyhunt check` runs in a process of its own
         out = io.StringIO()
-        check_rc = run_checks(settings, out=out)
+        check_rc = run_checks(Components(settings), out=out)
         done("check")
         recorder.flow = ""
 
@@ -574,7 +574,7 @@ def test_fetch_active_accounts_keeps_active_ones_across_pages() -> None:
 
 ORG_FAIL_OPEN = (
     "bot/aws.py resolve_accounts returns [] when ListAccounts lists no ACTIVE account; "
-    "run_request then hunts zero targets and calls the result complete (`keyhunt hunt` exits "
+    "Hunter.hunt then hunts zero targets and calls the result complete (`keyhunt hunt` exits "
     "0 with nothing searched), and bot/preflight.py check_aws prints 'PASS organization "
     "accounts: 0 active': fail open, where the design asks to fail closed"
 )
@@ -594,10 +594,8 @@ def test_an_organization_listing_no_active_account_fails_closed(
         }
     )
     now = datetime.now(UTC)
-    result = run_request(
-        settings, build_sessions(settings), HuntRequest(Window(now - timedelta(hours=1), now))
-    )
+    result = Components(settings).hunter.hunt(HuntRequest(Window(now - timedelta(hours=1), now)))
     out = io.StringIO()
-    run_checks(settings, out=out)
+    run_checks(Components(settings), out=out)
     assert not result.complete, f"searched {result.targets}, reported complete"
     assert "PASS  organization accounts: 0 active" not in out.getvalue()

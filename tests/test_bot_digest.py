@@ -35,7 +35,7 @@ def test_digest_counts_by_severity_and_status_names_the_oldest_open_and_poller_h
     bot.poll()
     bot.store.decide(root, EXPECTED_ROTATION, TRIAGER)
 
-    ts = post_digest(bot.store, bot.runtime.client, CHANNEL, 5, datetime.now(UTC))
+    ts = post_digest(bot.store, bot.parts.slack, CHANNEL, 5, datetime.now(UTC))
 
     message = make_bot.slack.messages[CHANNEL][ts]
     assert not message.is_reply
@@ -56,7 +56,7 @@ def test_digest_of_a_quiet_day(make_bot: BotFactory) -> None:
     bot = make_bot()
     bot.poll()
 
-    ts = post_digest(bot.store, bot.runtime.client, CHANNEL, 5, datetime.now(UTC))
+    ts = post_digest(bot.store, bot.parts.slack, CHANNEL, 5, datetime.now(UTC))
 
     message = make_bot.slack.messages[CHANNEL][ts]
     assert message.text.startswith("Yesterday: 0 new key event(s)")
@@ -71,7 +71,7 @@ def test_digest_names_an_account_that_could_not_be_read(make_bot: BotFactory) ->
     make_bot.aws.break_lookup(OTHER)  # LookupEvents answers 503 there
     bot.poll()
 
-    ts = post_digest(bot.store, bot.runtime.client, CHANNEL, 5, datetime.now(UTC))
+    ts = post_digest(bot.store, bot.parts.slack, CHANNEL, 5, datetime.now(UTC))
 
     message = make_bot.slack.messages[CHANNEL][ts]
     assert message.text.startswith("Yesterday: 0 new key event(s)")

@@ -87,7 +87,7 @@ def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
 
     # run_request (the path /keyhunt and `keyhunt hunt` share) shows the new status...
     now = now_utc()
-    result = bot.runtime.hunter.hunt(HuntRequest(Window(now - timedelta(hours=24), now)))
+    result = bot.parts.hunter.hunt(HuntRequest(Window(now - timedelta(hours=24), now)))
     assert {f.event.event_id: f.status for f in result.findings} == {event_id: EXPECTED_ROTATION}
 
     # ...and so does the /keyhunt answer.

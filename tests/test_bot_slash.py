@@ -293,7 +293,7 @@ def test_healthz_reports_the_scheduler_and_the_last_poll_age(bot: Bot) -> None:
     assert body["scheduler_alive"] is False
     assert body["last_poll_age_seconds"] is None
 
-    bot.runtime.state.alive = lambda: True
+    bot.parts.state.alive = lambda: True
     status, body = bot.healthz()
     assert status == 200  # alive, and no poll yet is not stale
     assert body["ok"] is True

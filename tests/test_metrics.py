@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app import create_app
+from bot.compose import Components
+from bot.hunting import Hunter
 from bot.poller import Poller
-from bot.runtime import Runtime, build_runtime, health_of
-from bot.server import HttpServer, make_wsgi
 from bot.settings import load_settings
 from keyhunt_dev import records as r
 from keyhunt_dev.aws import FakeAWS
@@ -41,7 +40,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @dataclass
 class Served:
-    runtime: Runtime
+    runtime: Components
     url: str
     fake: FakeAWS
     slack: FakeSlack
@@ -134,14 +133,13 @@ def served(
                 "KEYHUNT_DATABASE_URL": f"sqlite:///{tmp_path / 'keyhunt.db'}",
             }
         )
-        runtime = build_runtime(settings)
-        app = create_app(settings, runtime.store, runtime.hunter, runtime.client, runtime.state)
-        server = HttpServer(make_wsgi(app, lambda: health_of(runtime)), "127.0.0.1", 0).start()
+        runtime = Components(settings)
+        server = runtime.http_server("127.0.0.1", 0)
         try:
             yield Served(runtime, f"http://127.0.0.1:{server.port}", clean_fake_aws, slack)
         finally:
             server.stop()
-            runtime.store.close()
+            runtime.close()
 
 
 def test_metrics_count_polls_findings_posts_and_lookups(served: Served) -> None:
@@ -192,7 +190,8 @@ def test_a_poll_that_cannot_start_is_counted_as_failed(served: Served) -> None:
         raise RuntimeError("no AWS credentials")
 
     runtime = served.runtime
-    broken = Poller(runtime.settings, runtime.store, no_credentials, None)  # type: ignore[arg-type]
+    hunter = Hunter(runtime.settings, no_credentials)  # type: ignore[arg-type]
+    broken = Poller(runtime.settings, runtime.store, hunter, None)
     before = served.scrape()
     with pytest.raises(RuntimeError, match="no AWS credentials"):
         broken.run_once()

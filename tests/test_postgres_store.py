@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.compose import Components
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
-from bot.runtime import Runtime, build_runtime, health_of
-from bot.server import HttpServer, make_wsgi
+from bot.server import HttpServer
 from bot.settings import Secret, Settings
 from bot.store import POSTED, PollRun, Store, findings_table, schema_info, triage_log
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
@@ -574,12 +573,12 @@ def test_poll_post_and_triage_through_the_bolt_app(
         monkeypatch.setenv(name, value)
     now = datetime.now(UTC).replace(microsecond=0)
     ids = seed_day(aws, now, backend)
-    runtimes: list[Runtime] = []
+    runtimes: list[Components] = []
     server: HttpServer | None = None
     with FakeSlack(BOT_TOKEN, channels=(CHANNEL,)) as slack:
         settings = bot_settings(database_url, slack)
         try:
-            first, second = build_runtime(settings), build_runtime(settings)
+            first, second = Components(settings), Components(settings)
             runtimes += [first, second]
 
             outcome = first.poller.run_once()
@@ -612,9 +611,8 @@ def test_poll_post_and_triage_through_the_bolt_app(
             assert {k: len(v) for k, v in alerts.items()} == dict.fromkeys([*ids.values(), late], 1)
             assert len(first.store.poll_runs_since(now - timedelta(minutes=1))) == 4
 
-            app = create_app(settings, second.store, second.hunter, second.client, second.state)
-            server = HttpServer(make_wsgi(app, lambda: health_of(second)), "127.0.0.1", 0)
-            url = f"http://127.0.0.1:{server.start().port}/slack/events"
+            server = second.http_server("127.0.0.1", 0)
+            url = f"http://127.0.0.1:{server.port}/slack/events"
 
             def click(event_id: str, action: str, user: str = TRIAGER) -> int:
                 message = alerts[event_id][0]
@@ -682,4 +680,4 @@ def test_poll_post_and_triage_through_the_bolt_app(
             if server is not None:
                 server.stop()
             for runtime in runtimes:
-                runtime.store.close()
+                runtime.close()

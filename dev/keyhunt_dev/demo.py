@@ -200,10 +200,8 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
 def _replay(
     aws: Any, slack: Any, tmp: Path, now: datetime, keys: dict[str, str], out: _Printer
 ) -> int:
-    from bot.app import create_app
+    from bot.compose import Components
     from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
-    from bot.runtime import build_runtime, health_of
-    from bot.server import HttpServer, make_wsgi
     from bot.settings import load_settings
     from bot.triage import encode_value
     from keyhunt_dev.slack import block_action_body, post_to_bot, slash_command_body
@@ -221,7 +219,7 @@ def _replay(
             "KEYHUNT_TRIAGERS": TRIAGER,
         },
     )
-    runtime = build_runtime(settings)
+    parts = Components(settings)
     out.title(
         "keyhunt demo — fake AWS (moto + LookupEvents emulator) and a fake Slack, "
         "the real bot in between"
@@ -229,7 +227,7 @@ def _replay(
     out.line(f"Accounts {CALLER} (keyhunt's own) and {PROD} (through AssumeRole), us-east-1.")
 
     out.title("1. One poll")
-    outcome = runtime.poller.run_once()
+    outcome = parts.poller.run_once()
     delivery = outcome.delivery
     out.line(
         f"{outcome.new_findings} new findings stored; "
@@ -239,15 +237,13 @@ def _replay(
     for message in slack.channel_messages(CHANNEL):
         out.message(message.text, message.blocks)
 
-    app = create_app(settings, runtime.store, runtime.hunter, runtime.client, runtime.state)
-    runtime.state.alive = lambda: True
-    wsgi = make_wsgi(app, lambda: health_of(runtime), settings.slack_signing_secret or None)
-    server = HttpServer(wsgi, "127.0.0.1", 0).start()
+    parts.state.alive = lambda: True
+    server = parts.http_server("127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")
-        rotation = runtime.store.get("demo-rotation-create")
-        sso = runtime.store.get("demo-sso-for-deploy-bot")
+        rotation = parts.store.get("demo-rotation-create")
+        sso = parts.store.get("demo-sso-for-deploy-bot")
         if rotation is None or sso is None or not rotation.ts or not sso.ts:
             out.line("the alerts were not posted; stopping")
             return 1
@@ -295,7 +291,7 @@ def _replay(
         _wait(lambda: any(p.key == "hunt" for p in slack.responses))
         answer = next(p for p in slack.responses if p.key == "hunt").body
         out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
-        history = runtime.store.history("demo-rotation-create")
+        history = parts.store.history("demo-rotation-create")
         out.title("4. What the store kept")
         for decision in history:
             out.line(
@@ -309,7 +305,7 @@ def _replay(
         out.line("Next: README.md → Deployment, to run it against your own AWS and Slack.")
     finally:
         server.stop()
-        runtime.store.close()
+        parts.close()
     return 0
 
 

@@ -1,0 +1,87 @@
+"""The long-running side: `keyhunt serve` and `keyhunt poll --once`, over `Components`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+
+from bot.compose import Components
+
+log = logging.getLogger(__name__)
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+# How long `poll --once` waits at most for another poller to finish before leaving it the work.
+LEASE_WAIT = timedelta(seconds=60)
+
+
+def poll_once(parts: Components) -> int:
+    settings = parts.settings
+    if parts.poster is None:
+        print(
+            "keyhunt: SLACK_BOT_TOKEN or KEYHUNT_CHANNEL not set: findings are stored and "
+            "will be posted by a later poll once Slack is configured",
+            file=sys.stderr,
+        )
+    # The same lease `serve` polls under: two pollers never post (nor summarise) together.
+    with parts.leadership.held(min(LEASE_WAIT, settings.poll_interval)) as leading:
+        if not leading:
+            print(
+                "keyhunt: another keyhunt is polling (it holds the poller lease); this run "
+                "did nothing: that one stores and posts what is new",
+                file=sys.stderr,
+            )
+            return EXIT_OK
+        try:
+            outcome = parts.poller.run_once()
+        except Exception as exc:  # noqa: BLE001 - a poll that cannot start is reported
+            print(f"keyhunt: poll failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_PARTIAL
+    delivery = outcome.delivery
+    posted = (
+        f"{delivery.posted} posted, {delivery.failed} left pending" if delivery else "not posted"
+    )
+    print(f"poll: {outcome.new_findings} new finding(s), {posted}")
+    for target in outcome.failed_targets:
+        print(f"keyhunt: could not read {target} (see /keyhunt status)", file=sys.stderr)
+    return EXIT_OK if not outcome.failed_targets else EXIT_PARTIAL
+
+
+def serve(parts: Components, socket_mode: bool = False, port: int | None = None) -> int:
+    settings = parts.settings
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("KEYHUNT_CHANNEL", settings.channel),
+            (
+                "SLACK_APP_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET",
+                settings.slack_app_token if socket_mode else settings.slack_signing_secret,
+            ),
+        )
+        if not value
+    ]
+    if missing:
+        print(f"keyhunt: configuration error: serve needs {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    parts.scheduler.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(parts.app, settings.slack_app_token)
+            handler.connect()  # type: ignore[no-untyped-call]
+            # /healthz and /metrics still answer on the port, for the container's HEALTHCHECK.
+        http = parts.http_server("0.0.0.0", port or settings.port)  # noqa: S104
+        log.warning(
+            "keyhunt serving on port %s (%s mode)", http.port, "Socket" if socket_mode else "HTTP"
+        )
+        stop.wait()
+    finally:
+        parts.scheduler.shutdown(wait=False)
+        parts.leadership.release()
+    return EXIT_OK

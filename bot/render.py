@@ -9,12 +9,12 @@ link or formatting. Notification `text` carries only escaped, formatting-free te
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.present import hunt_headline, short_key, tally, visible
 from bot.store import PollRun, StoredFinding, TargetHealth
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
@@ -27,7 +27,6 @@ ACTION_INVESTIGATE = "keyhunt_investigate"
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
-BUTTON_TEXT_LIMIT = 75
 
 EMOJI = {
     "critical": "🚨",
@@ -79,27 +78,15 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def clean(text: object, limit: int = 200) -> str:
-    """One line of visible characters, bounded: control, format and line-break characters
-    (including bidi overrides and zero-width joiners) become spaces."""
-    value = "" if text is None else str(text)
-    value = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
-    )
-    if len(value) > limit:
-        value = value[: limit - 1] + "…"
-    return value
-
-
 def code(text: object, limit: int = 200) -> str:
     """Untrusted text as an inline code span: no mention, link or formatting can form."""
-    value = clean(text, limit).replace("`", "ˋ").strip()
+    value = visible(text, limit).replace("`", "ˋ").strip()
     return f"`{escape(value)}`" if value else "—"
 
 
 def plain(text: object, limit: int = 200) -> str:
     """Untrusted text for notification `text`: escaped, no formatting characters."""
-    value = clean(text, limit)
+    value = visible(text, limit)
     for ch in "*_~`":
         value = value.replace(ch, " ")
     return escape(" ".join(value.split()))
@@ -119,13 +106,6 @@ def context(*parts: str) -> dict[str, Any]:
 
 def _bound(text: str, limit: int = SECTION_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def short_key(key: object) -> str:
-    value = clean(key, 128)
-    if not value:
-        return "—"
-    return value if len(value) <= 12 else f"{value[:4]}…{value[-4:]}"
 
 
 def when(value: datetime, now: datetime) -> str:
@@ -188,7 +168,7 @@ def could_not_read(problems: Sequence[object]) -> str:
     parts = []
     for problem in problems[:MAX_PROBLEMS_SHOWN]:
         field, _, what = str(problem).partition(": ")
-        what = clean(what, 120).strip()
+        what = visible(what, 120).strip()
         if not what:
             parts.append(code(field, 80))
         elif _PLAIN_PROBLEM.fullmatch(what):
@@ -220,7 +200,7 @@ def render_alert(finding: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     )
     summary = (
         f"{code(record.get('actor_name') or '?', 64)} "
-        f"({escape(clean(record.get('actor_type'), 32))} {code(record.get('actor_arn'), 200)}) "
+        f"({escape(visible(record.get('actor_type'), 32))} {code(record.get('actor_arn'), 200)}) "
         f"{made} for {code(record.get('target_user'), 64)}\n"
         f"in {code(record.get('account_id'), 32)} · {code(record.get('region'), 32)} · "
         f"{when(event_time, now)}"
@@ -275,7 +255,7 @@ def describe_user_keys(keys: Sequence[dict[str, Any]], new_key: object, now: dat
             created = datetime.fromisoformat(str(k["create_date"]).replace("Z", "+00:00"))
             age = f", {waited(now - created)} old"
         parts.append(
-            f"other key {short_key(k.get('access_key_id'))} {clean(k.get('status'), 16)}{age}"
+            f"other key {short_key(k.get('access_key_id'))} {visible(k.get('status'), 16)}{age}"
         )
     return "; ".join(parts)
 
@@ -339,26 +319,17 @@ def render_burst(findings: Sequence[StoredFinding]) -> tuple[str, Blocks]:
         f"account{'s' * (len(accounts) != 1)} in the last poll — alerts are in the thread"
     )
     per_severity = " · ".join(f"{s.value} {counts.get(s.value, 0)}" for s in Severity)
-    per_account = ", ".join(f"{escape(clean(a, 32))} {n}" for a, n in accounts.most_common(10))
+    per_account = ", ".join(f"{escape(visible(a, 32))} {n}" for a, n in accounts.most_common(10))
     return text, [section(f"*{escape(text)}*\n{per_severity}      (per account: {per_account})")]
 
 
 # -- hunts -------------------------------------------------------------------------------
 def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
     """The /keyhunt answer: summary, unread targets, then findings newest first, bounded."""
-    accounts = len({t.account_id for t in result.targets})
-    regions = len({t.region for t in result.targets})
-    start = result.window.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    end = result.window.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     total = len(result.findings)
-    head = (
-        f"Hunted {accounts} account{'s' * (accounts != 1)} × {regions} "
-        f"region{'s' * (regions != 1)}, {start} → {end} UTC: "
-        f"{total} finding{'s' * (total != 1)}"
-    )
-    counts = Counter(f.severity for f in result.findings)
-    tally = " · ".join(f"{s.value} {counts.get(s, 0)}" for s in Severity if s != Severity.INFO)
-    blocks: Blocks = [section(f"*{escape(head)}*\n{tally}")]
+    head = hunt_headline(result)
+    counts = tally(f.severity for f in result.findings)
+    blocks: Blocks = [section(f"*{escape(head)}*\n{counts}")]
     if result.errors:
         blocks.append(section(render_errors(result.errors)))
     unreadable = result.stats.unreadable
@@ -374,7 +345,7 @@ def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
                 "shorter `last`), or get them all with `keyhunt hunt --format csv`."
             )
         )
-    text = f"{head} ({tally})"
+    text = f"{head} ({counts})"
     if result.errors:
         text += f"; {len(result.failed_targets)} target(s) could not be read"
     if unreadable:
@@ -454,7 +425,7 @@ def render_investigation(
         f" (CloudTrail, {len({t.region for t in report.targets})} region(s))"
     ]
     for call in report.activity[:max_rows]:
-        source = clean(call.event_source or "", 64).removesuffix(".amazonaws.com")
+        source = visible(call.event_source or "", 64).removesuffix(".amazonaws.com")
         flag = f"  ⚠ {code(call.error_code, 40)}" if call.error_code else ""
         lines.append(
             f"`{call.event_time.astimezone(UTC).strftime('%m-%d %H:%M')}`  "
@@ -478,12 +449,12 @@ def render_investigation(
         lines.append(f"IAM: owner {code(use.user_name, 64)} · last used {last}{where}")
     for other in report.owner_keys or ():
         if other.access_key_id == report.access_key_id:
-            lines.append(f"This key: {escape(clean(other.status, 16))}")
+            lines.append(f"This key: {escape(visible(other.status, 16))}")
             continue
         age = f", {waited(now - other.create_date)} old" if other.create_date else ""
         lines.append(
             f"Other key {code(short_key(other.access_key_id))}: "
-            f"{escape(clean(other.status, 16))}{age}"
+            f"{escape(visible(other.status, 16))}{age}"
         )
     blocks: Blocks = _chunked_sections(lines, budget=MAX_BLOCKS - 2)
     if report.errors:

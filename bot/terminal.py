@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bot.present import hunt_headline, is_own_key, short_key, tally, visible
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, Severity, TargetError
 from checks.record import FINDING_FIELDS
@@ -38,37 +37,11 @@ _RESET = "\033[0m"
 
 def safe_text(value: object, limit: int | None = None) -> str:
     """One printable line: control and bidi-override characters become `?`."""
-    text = "" if value is None else str(value)
-    cleaned = "".join(
-        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
-    )
-    if limit is not None and len(cleaned) > limit:
-        cleaned = cleaned[: max(limit - 1, 0)] + "…"
-    return cleaned
-
-
-def short_key(key: str | None) -> str:
-    if not key:
-        return "-"
-    return key if len(key) <= 12 else f"{key[:4]}…{key[-4:]}"
-
-
-def severity_counts(findings: Iterable[Finding]) -> str:
-    counts = Counter(f.severity for f in findings)
-    return " · ".join(f"{s.value} {counts.get(s, 0)}" for s in Severity if s != Severity.INFO)
+    return visible(value, limit, mark="?")
 
 
 def summary_line(result: HuntResult) -> str:
-    accounts = len({t.account_id for t in result.targets})
-    regions = len({t.region for t in result.targets})
-    start = result.window.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    end = result.window.end.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    noun = "finding" if len(result.findings) == 1 else "findings"
-    line = (
-        f"Hunted {accounts} account{'s' * (accounts != 1)} × {regions} "
-        f"region{'s' * (regions != 1)}, {start} → {end} UTC: {len(result.findings)} {noun} "
-        f"({severity_counts(result.findings)})"
-    )
+    line = f"{hunt_headline(result)} ({tally(f.severity for f in result.findings)})"
     unread = len(result.failed_targets)
     if unread:
         line += f" — PARTIAL: {unread} of {len(result.targets)} target(s) could not be read"
@@ -86,7 +59,7 @@ def format_table(result: HuntResult, colour: bool = False) -> str:
         for f in result.findings:
             e = f.event
             who = safe_text(e.actor.name or e.actor.type or "?", 24)  # "?": unreadable
-            whom = "(self)" if "self_service" in f.reasons else safe_text(e.target_user or "?", 24)
+            whom = "(self)" if is_own_key(f) else safe_text(e.target_user or "?", 24)
             rows.append(
                 (
                     e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),

@@ -89,30 +89,28 @@ def _secret(value: str, key: str) -> Secret:
     return Secret(value.strip())
 
 
-def _int_range(low: int, high: int) -> Any:
-    def parse(value: str, key: str) -> int:
+def _in_range(kind: type[int] | type[float], low: float, high: float) -> Any:
+    """A parser of whole numbers (`int`) or numbers (`float`) between low and high."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(value: str, key: str) -> int | float:
         try:
-            number = int(str(value).strip())
+            number = kind(str(value).strip())
         except ValueError:
-            raise ConfigError(f"{key}: {value!r} is not a whole number") from None
+            raise ConfigError(f"{key}: {value!r} is not {noun}") from None
         if not low <= number <= high:
             raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
         return number
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Any:
+    return _in_range(int, low, high)
 
 
 def _float_range(low: float, high: float) -> Any:
-    def parse(value: str, key: str) -> float:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise ConfigError(f"{key}: {value!r} is not a number") from None
-        if not low <= number <= high:
-            raise ConfigError(f"{key}: {number} is out of range ({low} to {high})")
-        return number
-
-    return parse
+    return _in_range(float, low, high)
 
 
 def _duration(value: str, key: str) -> timedelta:

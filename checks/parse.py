@@ -23,13 +23,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from checks.model import Actor, ApiActivity, KeyEvent
 from checks.timeutil import parse_create_date, parse_event_time
 
+_T = TypeVar("_T")
 CREATE_ACCESS_KEY = "CreateAccessKey"
 
 # The console's sign-in and console services, as userAgent or invokedBy: exactly one of these
@@ -399,11 +400,9 @@ def _event_id(
         why = f"longer than {MAX_EVENT_ID} characters"
     else:
         why = _not_a_string(value)
-    if env.event_id is not None:
-        problems.append(f"eventID: {why} (LookupEvents' EventId used)")
-        return env.event_id
-    if required:
-        raise MalformedRecord(f"eventID: {why}")
+    listed = _listed_instead("eventID", why, env.event_id, "EventId", required, problems)
+    if listed is not None:
+        return listed
     problems.append(f"eventID: {why} (an ID was made from the record's text)")
     return synthetic_event_id(raw)
 
@@ -423,14 +422,30 @@ def _event_time(
             why = str(exc)
     else:
         why = _not_a_string(value)
-    if env.event_time is not None:
-        problems.append(f"eventTime: {why} (LookupEvents' EventTime used)")
-        return env.event_time
-    if required:
-        raise MalformedRecord(f"eventTime: {why}")
+    listed = _listed_instead("eventTime", why, env.event_time, "EventTime", required, problems)
+    if listed is not None:
+        return listed
     problems.append(f"eventTime: {why} (the time it was read is shown)")
     # Whole seconds, as CloudTrail writes times: the finding then reads back as it was stored.
     return (read_at or datetime.now(UTC)).replace(microsecond=0)
+
+
+def _listed_instead(
+    field: str,
+    why: str,
+    listed: _T | None,
+    listed_as: str,
+    required: bool,
+    problems: list[str],
+) -> _T | None:
+    """What LookupEvents listed for an unreadable `field`, noted as a problem; None when it
+    listed nothing and the caller may make a value up. Raises when the field is required."""
+    if listed is not None:
+        problems.append(f"{field}: {why} (LookupEvents' {listed_as} used)")
+        return listed
+    if required:
+        raise MalformedRecord(f"{field}: {why}")
+    return None
 
 
 def _parse_actor(

@@ -38,19 +38,10 @@ FINDING_FIELDS: tuple[str, ...] = (
     "status",
     "malformed_fields",
 )
-# Beyond the contract, kept by the store: the parsed event's other fields.
-_DETAIL_FIELDS = (
-    "request_user",
-    "response_user",
-    "error_message",
-    "actor_account_id",
-    "actor_access_key_id",
-    "invoked_by",
-    "session_issuer_arn",
-    "mfa_authenticated",
-    "console_session",
-)
-
+# Beyond the contract, kept by the store under "detail": the parsed event's other fields.
+_EVENT_DETAIL = ("request_user", "response_user", "error_message")
+_ACTOR_DETAIL = ("account_id", "access_key_id", "invoked_by", "session_issuer_arn")
+_ACTOR_FLAGS = ("mfa_authenticated", "console_session")
 
 def to_record(finding: Finding) -> dict[str, Any]:
     """CONTRACT section 2."""
@@ -90,18 +81,10 @@ def to_stored(finding: Finding) -> dict[str, Any]:
             "account_id": finding.target.account_id,
             "region": finding.target.region,
         }
-    detail = {
-        "request_user": e.request_user,
-        "response_user": e.response_user,
-        "error_message": e.error_message,
-        "actor_account_id": actor.account_id,
-        "actor_access_key_id": actor.access_key_id,
-        "invoked_by": actor.invoked_by,
-        "session_issuer_arn": actor.session_issuer_arn,
-        "mfa_authenticated": actor.mfa_authenticated,
-        "console_session": actor.console_session,
+    record["detail"] = {
+        "event": {name: getattr(e, name) for name in _EVENT_DETAIL},
+        "actor": {name: getattr(actor, name) for name in _ACTOR_DETAIL + _ACTOR_FLAGS},
     }
-    record["detail"] = {name: detail[name] for name in _DETAIL_FIELDS}
     return record
 
 
@@ -113,23 +96,18 @@ def from_stored(record: Mapping[str, Any]) -> Finding:
     None. Raises ValueError (KeyError, TypeError) when a required field is missing or wrong.
     """
     detail: Mapping[str, Any] = record.get("detail") or {}
-    target_user = _opt(record.get("target_user"))
-    if "detail" in record:
-        request_user, response_user = _opt(detail.get("request_user")), _opt(
-            detail.get("response_user")
-        )
-    else:
-        request_user = response_user = target_user
+    about: Mapping[str, Any] = detail.get("event") or {}
+    who: Mapping[str, Any] = detail.get("actor") or {}
+    if "detail" not in record:
+        target_user = _opt(record.get("target_user"))
+        about = {"request_user": target_user, "response_user": target_user}
     actor = Actor(
         type=_opt(record.get("actor_type")),
         arn=_opt(record.get("actor_arn")),
         name=_opt(record.get("actor_name")),
-        account_id=_opt(detail.get("actor_account_id")),
-        access_key_id=_opt(detail.get("actor_access_key_id")),
-        invoked_by=_opt(detail.get("invoked_by")),
-        session_issuer_arn=_opt(detail.get("session_issuer_arn")),
-        mfa_authenticated=_opt_bool(detail.get("mfa_authenticated")),
-        console_session=bool(detail.get("console_session")),
+        **{name: _opt(who.get(name)) for name in _ACTOR_DETAIL},
+        mfa_authenticated=_opt_bool(who.get("mfa_authenticated")),
+        console_session=who.get("console_session") is True,
     )
     event = KeyEvent(
         event_id=str(record["event_id"]),
@@ -138,15 +116,15 @@ def from_stored(record: Mapping[str, Any]) -> Finding:
         account_id=_opt(record.get("account_id")),
         region=_opt(record.get("region")),
         actor=actor,
-        request_user=request_user,
-        response_user=response_user,
+        request_user=_opt(about.get("request_user")),
+        response_user=_opt(about.get("response_user")),
         access_key_id=_opt(record.get("access_key_id")),
         key_status=_opt(record.get("key_status")),
         key_create_date=_opt_time(record.get("key_create_date")),
         source_ip=_opt(record.get("source_ip")),
         user_agent=_opt(record.get("user_agent")),
         error_code=_opt(record.get("error_code")),
-        error_message=_opt(detail.get("error_message")),
+        error_message=_opt(about.get("error_message")),
         problems=tuple(str(p) for p in _list(record.get("malformed_fields"))),
     )
     target = record.get("target")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks.model import Finding, KeyEvent, Severity, Target
-from checks.rules import Rule, RuleContext, all_rules
-from checks.rules.failed_attempt import cap_for
+from checks.rules import SUPPRESSED, Rule, RuleContext, all_rules
 from checks.suppress import Suppression, matching_suppression
 
 RULES: tuple[Rule, ...] = all_rules()
@@ -26,17 +25,20 @@ def classify(
     severity = severity_for(event, matched)
     reasons = [rule.id for rule in matched]
     if matching_suppression(event, suppressions, target) is not None:
-        reasons.append("suppressed")
+        reasons.append(SUPPRESSED)
     return Finding(event=event, severity=severity, reasons=tuple(reasons), target=target)
 
 
 def severity_for(event: KeyEvent, matched: Sequence[Rule]) -> Severity:
+    """Base (highest wins, else DEFAULT_SEVERITY), then every cap, then lowers_to unless the
+    actor is root, then at_least: the order each Rule field documents."""
     bases = [rule.severity for rule in matched if rule.severity is not None]
     severity = max(bases, key=lambda s: s.rank) if bases else DEFAULT_SEVERITY
-    if any(rule.caps_at is not None for rule in matched):
-        cap = cap_for(event)
-        if severity.rank > cap.rank:
-            severity = cap
+    for rule in matched:
+        if rule.cap is not None:
+            cap = rule.cap(event)
+            if severity.rank > cap.rank:
+                severity = cap
     if event.actor.type != "Root":
         for rule in matched:
             if rule.lowers_to is not None and severity.rank > rule.lowers_to.rank:

@@ -7,13 +7,16 @@ needs them is skipped when the folder is absent.
 Our fixtures live in `tests/fixtures/records/<rule_id>/` (see the README there). A case is
 either `positive_*.json` / `negative_*.json` (one record), or a folder of that name holding
 `create.json` (the CreateAccessKey record) and optionally `changes.json` (a list of the
-UpdateAccessKey/DeleteAccessKey records a rule sees as context).
+UpdateAccessKey/DeleteAccessKey records a rule sees as context). Each folder's `expected.json`
+maps every case name to the finding classify() must make of it: `severity`, `reasons` and,
+where the case needs explaining, `why`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from checks.rules import RuleContext
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT.parent / "shared" / "samples"
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures" / "records"
+EXPECTED_FILE = "expected.json"  # in each rule folder: case name -> expected finding
 
 Record = dict[str, Any]
 
@@ -72,6 +76,11 @@ class FixtureCase:
     path: Path
     record: Record  # the CreateAccessKey record
     changes: list[Record] = field(default_factory=list)  # context records, if any
+    # What classify() must make of it, from the folder's expected.json (None: no entry there,
+    # which tests/test_classify.py reports).
+    severity: str | None = None
+    reasons: tuple[str, ...] | None = None
+    why: str | None = None  # why this case is expected so, where that needs saying
 
     @property
     def id(self) -> str:
@@ -93,13 +102,42 @@ def _load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@cache
+def _expectations(rule_id: str) -> dict[str, Any]:
+    path = FIXTURES_DIR / rule_id / EXPECTED_FILE
+    data = _load_json(path) if path.exists() else {}
+    assert isinstance(data, dict), f"{path}: must map case names to expected findings"
+    return data
+
+
+def fixture_expectations(rule_id: str) -> dict[str, Any]:
+    """A copy of one rule folder's expected.json: case name -> {"severity", "reasons", "why"?};
+    empty when the folder has none."""
+    return json.loads(json.dumps(_expectations(rule_id)))
+
+
 def load_case(rule_id: str, entry: Path) -> FixtureCase:
     if entry.is_dir():
+        name = entry.name
         changes_path = entry / "changes.json"
         changes = _load_json(changes_path) if changes_path.exists() else []
         assert isinstance(changes, list), f"{changes_path}: must be a JSON list of records"
-        return FixtureCase(rule_id, entry.name, entry, _load_json(entry / "create.json"), changes)
-    return FixtureCase(rule_id, entry.stem, entry, _load_json(entry))
+        record = _load_json(entry / "create.json")
+    else:
+        name, changes, record = entry.stem, [], _load_json(entry)
+    expected = _expectations(rule_id).get(name)
+    if expected is None:
+        return FixtureCase(rule_id, name, entry, record, changes)
+    return FixtureCase(
+        rule_id,
+        name,
+        entry,
+        record,
+        changes,
+        severity=expected["severity"],
+        reasons=tuple(expected["reasons"]),
+        why=expected.get("why"),
+    )
 
 
 def fixture_rule_ids() -> list[str]:
@@ -115,6 +153,7 @@ def fixture_cases(rule_id: str | None = None) -> list[FixtureCase]:
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
+            # Cases only: expected.json (and anything else) is not one.
             if entry.name.startswith(("positive_", "negative_")):
                 cases.append(load_case(rid, entry))
     return cases

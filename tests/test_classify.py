@@ -1,7 +1,8 @@
 """CONTRACT section 3 end to end: CloudTrail record -> parse_record -> classify -> finding.
 
-Expectations are written out per sample and per fixture, from the CONTRACT's table, so a change
-in any rule shows up here as the exact records whose classification moved.
+Expectations are written out per sample (here) and per fixture (in each fixture folder's
+expected.json), from the CONTRACT's table, so a change in any rule shows up here as the exact
+records whose classification moved.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from checks.record import FINDING_FIELDS
 from checks.rules import RuleContext
 from checks.suppress import Suppression, parse_suppression
 from tests.samples import (
+    EXPECTED_FILE,
     FixtureCase,
     fixture_case,
     fixture_cases,
+    fixture_expectations,
     fixture_record,
+    fixture_rule_ids,
     sample_event,
     sample_record,
 )
@@ -114,74 +118,8 @@ def test_sample_deactivating_the_new_key_two_days_later_is_no_rotation() -> None
 
 # ---------------------------------------------------------------------------- our fixtures
 
-FIXTURES: dict[str, tuple[str, set[str]]] = {
-    "root_actor/positive_root_console_own_key": (CRITICAL, {ROOT, CONSOLE}),
-    "root_actor/positive_root_cli_key_for_deploy_bot": (CRITICAL, {ROOT}),
-    "root_actor/negative_iam_user_named_root": (MEDIUM, {SELF}),
-    "root_actor/negative_role_session_named_root": (HIGH, {OTHER}),
-    "key_for_other_user/positive_sso_session_for_deploy_bot": (HIGH, {OTHER}),
-    "key_for_other_user/positive_federated_user_for_bob": (HIGH, {OTHER, CONSOLE}),
-    "key_for_other_user/positive_terraform_role_for_service_user": (HIGH, {OTHER}),
-    "key_for_other_user/positive_mallory_for_bob": (HIGH, {OTHER}),
-    "key_for_other_user/positive_path_user_for_bobby": (HIGH, {OTHER}),
-    "key_for_other_user/negative_path_user_self": (MEDIUM, {SELF}),
-    "key_for_other_user/negative_self_without_user_name": (MEDIUM, {SELF}),
-    "key_for_other_user/negative_case_insensitive_self": (MEDIUM, {SELF}),
-    "key_for_other_user/negative_root_for_ops_admin": (CRITICAL, {ROOT, CONSOLE}),
-    "self_service/positive_path_user_self": (MEDIUM, {SELF}),
-    "self_service/positive_case_insensitive_limit_exceeded": (LOW, {SELF, FAILED}),
-    "self_service/positive_console_self_key": (MEDIUM, {SELF, CONSOLE}),
-    "self_service/negative_jack_for_jackson": (HIGH, {OTHER}),
-    "self_service/negative_role_session_named_like_user": (HIGH, {OTHER}),
-    "self_service/negative_root_own_key_cli": (CRITICAL, {ROOT}),
-    "failed_attempt/positive_access_denied_mallory_for_bob": (MEDIUM, {OTHER, FAILED}),
-    "failed_attempt/positive_limit_exceeded_self": (LOW, {SELF, FAILED}),
-    "failed_attempt/positive_no_such_user": (LOW, {OTHER, FAILED}),
-    "failed_attempt/positive_attacker_text_validation_error": (LOW, {OTHER, FAILED}),
-    "failed_attempt/negative_successful_create": (HIGH, {OTHER}),
-    "console/positive_signin_user_agent": (HIGH, {OTHER, CONSOLE}),
-    "console/positive_console_user_agent": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_session_credential_from_console": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_console_aws_amazon_com_user_agent": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_regional_console_user_agent": (HIGH, {OTHER, CONSOLE}),
-    "console/positive_signin_user_agent_upper_case": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_invoked_by_signin": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_session_credential_in_user_identity": (MEDIUM, {SELF, CONSOLE}),
-    "console/positive_session_credential_json_boolean": (HIGH, {OTHER, CONSOLE}),
-    "console/negative_cli_user_agent": (MEDIUM, {SELF}),
-    "console/negative_spoofed_console_text": (HIGH, {OTHER}),
-    # The console signs as "AWS Internal"; a service acting for the user names itself.
-    "console/positive_aws_internal_user_agent": (MEDIUM, {SELF, CONSOLE}),
-    "console/negative_aws_internal_invoked_by_a_service": (MEDIUM, {SELF}),
-    "console/negative_lookalike_console_domain": (HIGH, {OTHER}),
-    "console/negative_non_ascii_lookalike_signin": (HIGH, {OTHER}),
-    "console/negative_session_credential_false": (MEDIUM, {SELF}),
-    "malformed/positive_user_agent_number_mallory_for_bob": (HIGH, {OTHER, MALFORMED}),
-    "malformed/positive_request_parameters_list_alice_for_bob": (HIGH, {OTHER, MALFORMED}),
-    "malformed/positive_console_flag_integer_dana_self": (MEDIUM, {SELF, MALFORMED}),
-    "malformed/positive_create_date_unreadable_bob_self": (MEDIUM, {SELF, MALFORMED}),
-    "malformed/positive_lone_surrogate_user_agent_carol_self": (MEDIUM, {SELF, MALFORMED}),
-    # Who made it is unknown: no rule may guess other-user or self-service.
-    "malformed/positive_identity_type_missing_for_bob": (MEDIUM, {MALFORMED}),
-    "malformed/positive_root_user_agent_list": (CRITICAL, {ROOT, MALFORMED}),
-    "malformed/positive_event_time_unreadable_frank_self": (MEDIUM, {SELF, MALFORMED}),
-    # A rotation lowers, but a malformed finding never goes below medium.
-    "malformed/positive_rotation_keeps_medium": (MEDIUM, {SELF, ROTATION, MALFORMED}),
-    "malformed/negative_well_formed_self_key": (MEDIUM, {SELF}),
-    "malformed/negative_null_optional_fields": (MEDIUM, {SELF}),
-    "malformed/negative_unusual_but_valid_text": (MEDIUM, {SELF}),
-    "likely_rotation/positive_self_deactivates_old_key_10m_after": (LOW, {SELF, ROTATION}),
-    "likely_rotation/positive_admin_deletes_old_key_2h_before": (LOW, {OTHER, ROTATION}),
-    "likely_rotation/negative_old_key_reactivated": (MEDIUM, {SELF}),
-    "likely_rotation/negative_change_three_days_later": (MEDIUM, {SELF}),
-    "likely_rotation/negative_other_user_bobby": (HIGH, {OTHER}),
-    "likely_rotation/negative_new_key_deactivated": (MEDIUM, {SELF}),
-    "likely_rotation/negative_other_account": (MEDIUM, {SELF}),
-    "likely_rotation/negative_failed_deactivation": (MEDIUM, {SELF}),
-    "likely_rotation/negative_root_deletes_old_root_key": (CRITICAL, {ROOT}),
-    "likely_rotation/negative_failed_create_then_delete": (LOW, {SELF, FAILED}),
-    "likely_rotation/negative_no_key_changes": (MEDIUM, {SELF}),
-}
+# Each case's expected severity and reasons live beside it, in its folder's expected.json
+# (tests/samples.py loads them into FixtureCase.severity / .reasons / .why).
 CASES = fixture_cases()
 
 
@@ -190,13 +128,24 @@ def _params(cases: list[FixtureCase]) -> list[Any]:
 
 
 def test_every_fixture_has_an_expectation() -> None:
-    assert {c.id for c in CASES} == set(FIXTURES)
+    missing = [c.id for c in CASES if c.severity is None or c.reasons is None]
+    assert not missing, f"no entry in its folder's {EXPECTED_FILE}: {missing}"
+
+
+def test_every_expectation_names_a_case() -> None:
+    cases = {c.id for c in CASES}
+    named = {f"{rid}/{name}" for rid in fixture_rule_ids() for name in fixture_expectations(rid)}
+    assert named - cases == set(), f"{EXPECTED_FILE} entries without a fixture case"
+    assert cases <= named
 
 
 @pytest.mark.parametrize("case", _params(CASES))
 def test_fixture(case: FixtureCase) -> None:
-    severity, reasons = FIXTURES[case.id]
-    assert_finding(classify(case.event(), case.context()), severity, reasons)
+    assert case.severity is not None, f"{case.id}: no expectation"
+    assert case.reasons is not None, f"{case.id}: no expectation"
+    finding = classify(case.event(), case.context())
+    assert_finding(finding, case.severity, set(case.reasons))
+    assert finding.reasons == case.reasons, "expected.json lists reasons in classify() order"
 
 
 def _classify_case(case_id: str, ctx: RuleContext | None = None) -> Finding:
@@ -252,7 +201,7 @@ def _without_console(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-CONSOLE_CASES = [c for c in CASES if CONSOLE in FIXTURES[c.id][1]]
+CONSOLE_CASES = [c for c in CASES if CONSOLE in (c.reasons or ())]
 
 
 @pytest.mark.parametrize("case", _params(CONSOLE_CASES))

@@ -12,11 +12,13 @@ import pytest
 
 import checks.rules
 from checks.model import Severity
-from checks.rules import MITRE_TECHNIQUE, Rule, all_rules, same_user
+from checks.rules import MITRE_TECHNIQUE, SUPPRESSED, Rule, all_rules, same_user
 from tests.samples import (
+    EXPECTED_FILE,
     FIXTURES_DIR,
     FixtureCase,
     fixture_cases,
+    fixture_expectations,
     fixture_rule_ids,
 )
 
@@ -68,10 +70,39 @@ def test_rule_metadata(rule: Rule) -> None:
         assert rule.false_positives, "a rule that raises severity says when it is wrong"
     assert all(fp.strip() for fp in rule.false_positives)
     # A rule moves severity in at most one direction.
-    moves = (rule.severity, rule.caps_at, rule.lowers_to, rule.at_least)
+    moves = (rule.severity, rule.cap, rule.lowers_to, rule.at_least)
     assert sum(x is not None for x in moves) <= 1
     if rule.at_least is not None:
         assert rule.false_positives, "a rule that raises severity says when it is wrong"
+
+
+def _one_line(text: object) -> bool:
+    return isinstance(text, str) and bool(text.strip()) and "\n" not in text
+
+
+@pytest.mark.parametrize("rule", RULES.values(), ids=RULES.keys())
+def test_rule_has_the_words_the_alert_uses(rule: Rule) -> None:
+    assert _one_line(rule.words), "the reason in words, for the alert's Why line"
+    assert rule.words != rule.id
+    assert _one_line(rule.next_step), "what the on-call does next"
+    if rule.headline is not None:
+        assert isinstance(rule.headline, tuple)
+        assert len(rule.headline) == 2, "(what happened, what was tried when the call failed)"
+        assert all(_one_line(h) for h in rule.headline)
+        assert rule.headline[0] != rule.headline[1]
+    assert all(_one_line(fp) for fp in rule.false_positives)
+
+
+@pytest.mark.parametrize(
+    "rule", [r for r in RULES.values() if r.cap is not None], ids=lambda r: r.id
+)
+def test_a_capping_rule_caps_each_of_its_events(rule: Rule) -> None:
+    """A cap is a function of the event, and gives a severity for every case the rule matches."""
+    assert callable(rule.cap)
+    matched = [c for c in CASES if rule.matches(c.event(), c.context())]
+    assert matched, f"no fixture case matches {rule.id}"
+    for case in matched:
+        assert isinstance(rule.cap(case.event()), Severity), case.id
 
 
 @pytest.mark.parametrize("rule_id", RULES)
@@ -83,6 +114,26 @@ def test_rule_has_positive_and_negative_fixtures(rule_id: str) -> None:
 
 def test_every_fixture_folder_belongs_to_a_rule() -> None:
     assert set(fixture_rule_ids()) <= set(RULES)
+
+
+@pytest.mark.parametrize("rule_id", RULES)
+def test_rule_expectations_cover_its_fixtures(rule_id: str) -> None:
+    """The folder's expected.json names exactly its cases, each with a well-formed finding."""
+    assert (FIXTURES_DIR / rule_id / EXPECTED_FILE).is_file(), f"no {EXPECTED_FILE} for {rule_id}"
+    expected = fixture_expectations(rule_id)
+    assert set(expected) == {c.name for c in fixture_cases(rule_id)}
+    known = {*RULES, SUPPRESSED}
+    for name, finding in expected.items():
+        assert set(finding) <= {"severity", "reasons", "why"}, name
+        assert finding["severity"] in {s.value for s in Severity}, name
+        assert isinstance(finding["reasons"], list), name
+        assert finding["reasons"], f"{name}: every finding has a reason"
+        assert set(finding["reasons"]) <= known, f"{name}: unknown reason"
+        assert len(finding["reasons"]) == len(set(finding["reasons"])), name
+        # Written in the order classify() gives them: all_rules() order, suppressed last.
+        order = [*RULES, SUPPRESSED]
+        assert finding["reasons"] == sorted(finding["reasons"], key=order.index), name
+        assert "why" not in finding or _one_line(finding["why"]), name
 
 
 # ---------------------------------------------------------------------------- the fixtures

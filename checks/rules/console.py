@@ -13,6 +13,10 @@ RULE = Rule(
     title="Made in the AWS console",
     description="userAgent or invokedBy is the console sign-in service; severity unchanged.",
     matches=matches,
+    words="made in the AWS console",
+    next_step=(
+        "A person clicked this in the console: ask whoever was signed in whether they made it."
+    ),
     references=(
         "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html",
     ),

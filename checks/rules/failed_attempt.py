@@ -13,6 +13,7 @@ def matches(event: KeyEvent, ctx: RuleContext) -> bool:
 
 
 def cap_for(event: KeyEvent) -> Severity:
+    """The rule's cap: a failed call is never above medium, and only a denied one reaches it."""
     return Severity.MEDIUM if event.error_code in DENIED_CODES else Severity.LOW
 
 
@@ -24,7 +25,12 @@ RULE = Rule(
         "(probing); other errors such as the two-key quota are low."
     ),
     matches=matches,
-    caps_at=Severity.MEDIUM,
+    words="the call failed, so no key exists",
+    next_step=(
+        "No key exists: if access was denied, find out why this caller tried; otherwise "
+        "check the user got the key they needed."
+    ),
+    cap=cap_for,
     false_positives=("Users hitting the two-keys-per-user quota while rotating.",),
     references=("https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateAccessKey.html",),
 )

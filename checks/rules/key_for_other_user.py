@@ -28,6 +28,15 @@ RULE = Rule(
         "are compared exactly, IAM paths stripped."
     ),
     matches=matches,
+    words="created for a different user",
+    next_step=(
+        "Ask the caller who requested a key for this user; if nobody did, deactivate the key "
+        "and review what the caller did."
+    ),
+    headline=(
+        "access key created for another user",
+        "failed attempt to create a key for another user",
+    ),
     severity=Severity.HIGH,
     false_positives=(
         "Administrators provisioning keys for service users through a ticketed process.",

@@ -36,6 +36,11 @@ RULE = Rule(
         "set Inactive or deleted. Lowers the finding to low; never for the root user."
     ),
     matches=matches,
+    words="the user's other key was retired nearby (likely rotation)",
+    next_step=(
+        "Confirm the owner rotated the key (not someone else deleting it), then mark it an "
+        "expected rotation."
+    ),
     lowers_to=Severity.LOW,
     false_positives=(
         "An attacker who deletes the victim's old key after creating a new one looks alike; "

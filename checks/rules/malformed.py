@@ -18,6 +18,15 @@ RULE = Rule(
         "lowered it; root stays critical."
     ),
     matches=matches,
+    words="part of the CloudTrail record could not be read",
+    next_step=(
+        "Open the raw record in CloudTrail: the unreadable fields are unknown, so check by "
+        "hand who made the key and for whom."
+    ),
+    headline=(
+        "access key created; keyhunt could not read all of its record",
+        "attempt to create an access key; keyhunt could not read all of its record",
+    ),
     at_least=Severity.MEDIUM,
     false_positives=(
         "Exports and third-party pipelines that rewrite CloudTrail records (normalised "

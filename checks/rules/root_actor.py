@@ -16,6 +16,12 @@ RULE = Rule(
         "AWS recommends the root user have no access keys at all."
     ),
     matches=matches,
+    words="made by the root user",
+    next_step=(
+        "Root keys should not exist: delete it unless you made it seconds ago, then find out "
+        "who signed in as root."
+    ),
+    headline=("root user created an access key", "root user tried to create an access key"),
     severity=Severity.CRITICAL,
     false_positives=("Break-glass procedures that are documented and announced in advance.",),
     references=(

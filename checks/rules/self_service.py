@@ -16,6 +16,15 @@ RULE = Rule(
         "with a stolen session minting durable credentials."
     ),
     matches=matches,
+    words="a user made a key for itself",
+    next_step=(
+        "Confirm with the user that they made this key; if not, deactivate it and end the "
+        "user's sessions."
+    ),
+    headline=(
+        "user created an access key for itself",
+        "user tried to create an access key for itself",
+    ),
     severity=Severity.MEDIUM,
     false_positives=("Engineers rotating their own keys.",),
     references=(

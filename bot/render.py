@@ -19,6 +19,7 @@ from bot.store import PollRun, StoredFinding, TargetHealth
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
 from checks.model import HuntResult, Severity, TargetError
+from checks.rules import about, headline_for, reason_words, rule_by_id
 
 Blocks = list[dict[str, Any]]
 
@@ -34,33 +35,6 @@ EMOJI = {
     "medium": "🟠",
     "low": "🟡",
     "info": "⚪",
-}
-# (what happened, what was tried when the call failed), by the reason that set the severity
-HEADLINES = {
-    "root_actor": ("root user created an access key", "root user tried to create an access key"),
-    "key_for_other_user": (
-        "access key created for another user",
-        "failed attempt to create a key for another user",
-    ),
-    "self_service": (
-        "user created an access key for itself",
-        "user tried to create an access key for itself",
-    ),
-    # Last: a better-known reason gives the headline; the body says what could not be read.
-    "malformed": (
-        "access key created; keyhunt could not read all of its record",
-        "attempt to create an access key; keyhunt could not read all of its record",
-    ),
-}
-REASON_WORDS = {
-    "root_actor": "made by the root user",
-    "key_for_other_user": "created for a different user",
-    "self_service": "a user made a key for itself",
-    "failed_attempt": "the call failed, so no key exists",
-    "console": "made in the AWS console",
-    "likely_rotation": "the user's other key was retired nearby (likely rotation)",
-    "suppressed": "matches a configured suppression",
-    "malformed": "part of the CloudTrail record could not be read",
 }
 MAX_PROBLEMS_SHOWN = 5
 # What a problem line may show outside a code span: our own words, never markup.
@@ -135,11 +109,8 @@ def waited(delta: timedelta) -> str:
 
 # -- the alert -----------------------------------------------------------------------------
 def headline(record: dict[str, Any]) -> str:
-    done, tried = next(
-        (HEADLINES[r] for r in HEADLINES if r in record["reasons"]),
-        ("access key created", "failed attempt to create an access key"),
-    )
-    return tried if record.get("error_code") else done
+    """The rule that set the severity names what happened (checks.rules.headline_for)."""
+    return headline_for(record["reasons"], bool(record.get("error_code")))
 
 
 def alert_text(record: dict[str, Any]) -> str:
@@ -239,7 +210,7 @@ def render_alert(finding: StoredFinding, now: datetime) -> tuple[str, Blocks]:
 
 
 def reasons_in_words(reasons: Iterable[str]) -> str:
-    return " · ".join(REASON_WORDS.get(r, r) for r in reasons)
+    return reason_words(reasons)
 
 
 def describe_user_keys(keys: Sequence[dict[str, Any]], new_key: object, now: datetime) -> str:
@@ -415,9 +386,17 @@ def render_errors(errors: Sequence[TargetError]) -> str:
 
 
 # -- investigation ---------------------------------------------------------------------------
+def about_rules(reasons: Iterable[str]) -> list[str]:
+    """"About this rule" for each rule that matched: its title and known false positives,
+    so the on-call can weigh the alert against what the rule is known to get wrong."""
+    rules = [rule for rule in (rule_by_id(r) for r in reasons) if rule is not None]
+    return [f"ℹ️ {escape(visible(about(rule), 600))}" for rule in rules]
+
+
 def render_investigation(
-    report: KeyReport, now: datetime, max_rows: int = 30
+    report: KeyReport, now: datetime, max_rows: int = 30, reasons: Sequence[str] = ()
 ) -> tuple[str, Blocks]:
+    """What a key did since it was made; `reasons` (the alert's) add the rules' notes."""
     key = short_key(report.access_key_id)
     since = report.creation.event.event_time if report.creation else report.window.start
     lines = [
@@ -456,9 +435,12 @@ def render_investigation(
             f"Other key {code(short_key(other.access_key_id))}: "
             f"{escape(visible(other.status, 16))}{age}"
         )
-    blocks: Blocks = _chunked_sections(lines, budget=MAX_BLOCKS - 2)
+    blocks: Blocks = _chunked_sections(lines, budget=MAX_BLOCKS - 3)
     if report.errors:
         blocks.append(section(render_errors(report.errors)))
+    notes = about_rules(reasons)
+    if notes:
+        blocks.append(context(*notes))
     text = f"Investigation of {key}: {len(report.activity)} API call(s) since creation"
     return text, blocks
 

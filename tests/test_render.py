@@ -676,3 +676,34 @@ def test_status_and_digest_count_unreadable_records() -> None:
     quiet = [dataclasses.replace(run, unreadable=0) for run in runs]
     assert "could not be read" not in all_text(render_status([], quiet, 0, NOW, 5)[1])
     assert "could not be read" not in render_digest([], [], quiet, 5, NOW)[0]
+
+
+def test_investigation_says_what_each_matched_rule_is_and_gets_wrong() -> None:
+    """The rule's title and false-positive note reach the on-call, in the Investigate reply."""
+    from checks.rules import rule_by_id
+
+    report = KeyReport(
+        access_key_id="AKIAEXAMPLEKEY123456",
+        window=WINDOW,
+        targets=[Target(CALLER, REGION)],
+        creation=None,
+        last_use=None,
+        owner_keys=None,
+        activity=[],
+        errors=[],
+    )
+    _, blocks = render_investigation(
+        report, NOW, reasons=["key_for_other_user", "console", "suppressed"]
+    )
+    notes = [b for b in blocks if b["type"] == "context"]
+    assert len(notes) == 1
+    lines = [element["text"] for element in notes[0]["elements"]]
+    other = rule_by_id("key_for_other_user")
+    assert other is not None
+    assert other.false_positives
+    assert lines[0].startswith(f"ℹ️ About key_for_other_user: {other.title}.")
+    assert other.false_positives[0] in lines[0]
+    assert lines[1].startswith("ℹ️ About console:")
+    assert len(lines) == 2  # `suppressed` is not a rule
+    _, plain = render_investigation(report, NOW)
+    assert not [b for b in plain if b["type"] == "context"]

@@ -152,9 +152,7 @@ class Poster:
         if unassigned and (burst is not None or len(unassigned) > self.burst_threshold):
             # A burst still being posted (its poster died) takes what came since into its
             # thread rather than starting a second summary.
-            burst, grew = self.store.join_burst(
-                uuid.uuid4().hex, self.channel, unassigned, now
-            )
+            burst, grew = self.store.join_burst(uuid.uuid4().hex, self.channel, unassigned, now)
         threads: dict[str | None, Any] = {}
         if burst is not None:
             threads[burst.id] = self._summary_ts(burst, grew)
@@ -229,7 +227,7 @@ class Poster:
 
     # -- one alert ------------------------------------------------------------------------
     def _deliver_one(self, finding: StoredFinding, thread_ts: str | None) -> str:
-        """"posted", "adopted" (found in the channel from an earlier attempt) or "failed"."""
+        """ "posted", "adopted" (found in the channel from an earlier attempt) or "failed"."""
         key = (ALERT_EVENT, finding.event_id)
         if finding.post_attempted_at is not None:
             try:

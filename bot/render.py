@@ -387,7 +387,7 @@ def render_errors(errors: Sequence[TargetError]) -> str:
 
 # -- investigation ---------------------------------------------------------------------------
 def about_rules(reasons: Iterable[str]) -> list[str]:
-    """"About this rule" for each rule that matched: its title and known false positives,
+    """ "About this rule" for each rule that matched: its title and known false positives,
     so the on-call can weigh the alert against what the rule is known to get wrong."""
     rules = [rule for rule in (rule_by_id(r) for r in reasons) if rule is not None]
     return [f"ℹ️ {escape(visible(about(rule), 600))}" for rule in rules]

@@ -232,9 +232,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
 YAML_ONLY = ("suppressions",)
 
 
-def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """YAML at `path` (or $KEYHUNT_CONFIG, or config/keyhunt.yaml if present), then env."""
     env = os.environ if environ is None else environ
     config_path = path or (Path(env["KEYHUNT_CONFIG"]) if env.get("KEYHUNT_CONFIG") else None)

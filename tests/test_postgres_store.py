@@ -24,7 +24,14 @@ from bot.compose import Components
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
 from bot.server import HttpServer
 from bot.settings import Secret, Settings
-from bot.store import POSTED, PollRun, Store, findings_table, schema_info, triage_log
+from bot.store import (
+    POSTED,
+    PollRun,
+    Store,
+    findings_table,
+    schema_info,
+    triage_log,
+)
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.classify import classify
 from checks.model import Finding, Target
@@ -34,6 +41,7 @@ from keyhunt_dev.aws import FakeAWS
 from keyhunt_dev.slack import FakeSlack, Message, block_action_body, post_to_bot, slash_command_body
 from tests import pg
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from tests.store_helpers import CLAIM_LEASE, claim_waiting, lease_holder
 
 T = TypeVar("T")
 
@@ -175,7 +183,7 @@ def test_add_findings_stores_each_event_once_across_calls(store: Store) -> None:
 
 def test_a_stored_finding_is_never_overwritten_by_a_later_copy(store: Store) -> None:
     store.add_findings([make_finding("posted-once")])
-    store.claim_pending("me")
+    claim_waiting(store, "me")
     store.mark_posted("posted-once", CHANNEL, "1700000000.000100")
     store.decide("posted-once", EXPECTED_ROTATION, TRIAGER)
     assert store.add_findings([make_finding("posted-once", user="someone-else")]) == []
@@ -231,27 +239,29 @@ def test_claims_are_exclusive_under_concurrency(database_url: str, store: Store)
     batch = many_findings("claim", 40)
     store.add_findings(batch)
     outcomes = run_together(
-        database_url, 5, lambda own, i: [f.event_id for f in own.claim_pending(f"owner-{i}")]
+        database_url, 5, lambda own, i: [f.event_id for f in claim_waiting(own, f"owner-{i}")]
     )
     claimed = [event_id for mine in successes(outcomes) for event_id in mine]
     assert sorted(claimed) == sorted(f.event.event_id for f in batch)  # each exactly once
-    assert store.claim_pending("latecomer") == []  # all claims still live
+    assert claim_waiting(store, "latecomer") == []  # all claims still live
 
 
 def test_claim_lifecycle(store: Store) -> None:
     store.add_findings([make_finding("old", minutes_ago=30), make_finding("new", minutes_ago=5)])
-    claimed = store.claim_pending("a", lease=timedelta(minutes=2), now=NOW)
+    claimed = claim_waiting(store, "a", lease=timedelta(minutes=2), now=NOW)
     assert [f.event_id for f in claimed] == ["old", "new"]  # oldest event first
-    assert store.claim_pending("b", now=NOW + timedelta(minutes=1)) == []
+    assert claim_waiting(store, "b", now=NOW + timedelta(minutes=1)) == []
     # A claim whose holder died expires; the finding is then anyone's.
-    assert [f.event_id for f in store.claim_pending("b", now=NOW + timedelta(minutes=3))] == [
+    assert [f.event_id for f in claim_waiting(store, "b", now=NOW + timedelta(minutes=3))] == [
         "old",
         "new",
     ]
     store.mark_posted("old", CHANNEL, "1700000000.000200")
     store.mark_post_failed("new", "Slack API error: ratelimited (HTTP 429)")
     # A failed post is released at once for the next cycle; a posted one is never claimed.
-    assert [f.event_id for f in store.claim_pending("c", now=NOW + timedelta(minutes=3))] == ["new"]
+    assert [f.event_id for f in claim_waiting(store, "c", now=NOW + timedelta(minutes=3))] == [
+        "new"
+    ]
     assert store.pending_count() == 1
     posted = store.get("old")
     assert posted is not None
@@ -310,7 +320,8 @@ def test_an_attempt_mark_keeps_the_first_attempt_and_survives_an_ambiguous_failu
 def test_suppressed_findings_are_never_claimed(store: Store) -> None:
     finding = make_finding("quiet")
     store.add_findings([Finding(finding.event, finding.severity, (*finding.reasons, "suppressed"))])
-    assert store.claim_pending("a") == []
+    assert claim_waiting(store, "a") == []
+    assert store.claim("quiet", "a", CLAIM_LEASE) is None  # not even when asked for by ID
     assert store.pending_count() == 0
     assert store.statuses(["quiet"]) == {"quiet": OPEN}
 
@@ -433,21 +444,21 @@ def test_poll_runs(store: Store) -> None:
 
 def test_lease_is_held_renewed_expires_and_is_taken_over(store: Store) -> None:
     ttl = timedelta(seconds=30)
-    assert store.lease_holder("poller", now=NOW) is None
+    assert lease_holder(store, "poller", now=NOW) is None
     assert store.acquire_lease("poller", "a", ttl, now=NOW)
     assert not store.acquire_lease("poller", "b", ttl, now=NOW + timedelta(seconds=10))
     assert store.acquire_lease("poller", "a", ttl, now=NOW + timedelta(seconds=20))  # renewed
     assert not store.acquire_lease("poller", "b", ttl, now=NOW + timedelta(seconds=45))
-    assert store.lease_holder("poller", now=NOW + timedelta(seconds=45)) == "a"
+    assert lease_holder(store, "poller", now=NOW + timedelta(seconds=45)) == "a"
     # a stops renewing (it died): after the ttl the lease is free, and b takes it.
-    assert store.lease_holder("poller", now=NOW + timedelta(seconds=51)) is None
+    assert lease_holder(store, "poller", now=NOW + timedelta(seconds=51)) is None
     assert store.acquire_lease("poller", "b", ttl, now=NOW + timedelta(seconds=51))
     assert not store.acquire_lease("poller", "a", ttl, now=NOW + timedelta(seconds=52))
-    assert store.lease_holder("poller", now=NOW + timedelta(seconds=52)) == "b"
+    assert lease_holder(store, "poller", now=NOW + timedelta(seconds=52)) == "b"
     store.release_lease("poller", "a")  # not a's to release
-    assert store.lease_holder("poller", now=NOW + timedelta(seconds=52)) == "b"
+    assert lease_holder(store, "poller", now=NOW + timedelta(seconds=52)) == "b"
     store.release_lease("poller", "b")
-    assert store.lease_holder("poller", now=NOW + timedelta(seconds=52)) is None
+    assert lease_holder(store, "poller", now=NOW + timedelta(seconds=52)) is None
     assert store.acquire_lease("poller", "a", ttl, now=NOW + timedelta(seconds=53))
     assert store.acquire_lease("digest", "b", ttl, now=NOW + timedelta(seconds=53))  # separate
 
@@ -466,7 +477,7 @@ def test_exactly_one_contender_gets_the_lease(
     )
     assert outcomes.count(True) == 1
     winner = f"replica-{outcomes.index(True)}"
-    assert store.lease_holder("poller") == winner
+    assert lease_holder(store, "poller") == winner
 
 
 # --------------------------------------------------------------------------- the whole path

@@ -39,6 +39,7 @@ from keyhunt_dev.aws import FakeAWS
 from keyhunt_dev.slack import FakeSlack, block_action_body, post_to_bot, slash_command_body
 from tests import pg
 from tests.conftest import KEYHUNT, keyhunt_env
+from tests.store_helpers import lease_holder
 from tests.test_postgres_store import alerts_by_event
 
 pytestmark = pytest.mark.postgres
@@ -196,7 +197,7 @@ class Watch:
 
 def leader(store: Store, replicas: list[Replica]) -> Replica | None:
     """The replica holding a live `poller` lease (holder is `<host>-<pid>-<random>`)."""
-    holder = store.lease_holder(LEASE_NAME)
+    holder = lease_holder(store, LEASE_NAME)
     if holder is None:
         return None
     pid = int(holder.rsplit("-", 2)[-2])

@@ -20,6 +20,7 @@ from bot.store import PENDING, POSTED, SCHEMA_VERSION, SKIPPED, PollRun, Store, 
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Finding, Target
 from tests.slackbot import CALLER, REGION, finding_of, key_for_other, root_key, self_key
+from tests.store_helpers import CLAIM_LEASE, claim_waiting, lease_holder
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
@@ -70,7 +71,7 @@ def test_add_findings_returns_only_the_new_ones_and_leaves_stored_ones_alone(
     first, second = findings(2)
     assert store.add_findings([first]) == [first.event.event_id]
     store.decide(first.event.event_id, EXPECTED_ROTATION, "U0CAROL", NOW)
-    store.claim_pending("me")
+    claim_waiting(store, "me")
     store.mark_posted(first.event.event_id, "C0ALERTS", "1700000000.000100")
 
     again = store.add_findings([first, second, second])  # seen again, plus a new one twice
@@ -158,19 +159,19 @@ def test_claims_are_exclusive_across_processes(url: str, store: Store) -> None:
     store.add_findings(findings(60))
     stores = other_stores(url, 4)
 
-    claims = in_parallel(4, lambda i: stores[i].claim_pending(f"owner-{i}", limit=100, now=NOW))
+    claims = in_parallel(4, lambda i: claim_waiting(stores[i], f"owner-{i}", limit=100, now=NOW))
 
     ids = [f.event_id for claim in claims for f in claim]
     assert len(ids) == 60
     assert len(set(ids)) == 60  # nobody holds a finding another one holds
-    assert store.claim_pending("late", now=NOW) == []
+    assert claim_waiting(store, "late", now=NOW) == []
 
 
 def test_claims_come_oldest_event_first_up_to_the_limit(store: Store) -> None:
     batch = findings(5)  # newest first
     store.add_findings(batch)
 
-    claimed = store.claim_pending("me", limit=2, now=NOW)
+    claimed = claim_waiting(store, "me", limit=2, now=NOW)
 
     assert [f.event_id for f in claimed] == [f.event.event_id for f in batch[::-1][:2]]
 
@@ -178,10 +179,10 @@ def test_claims_come_oldest_event_first_up_to_the_limit(store: Store) -> None:
 def test_an_expired_claim_is_taken_over_and_a_live_one_is_not(store: Store) -> None:
     (finding,) = findings(1)
     store.add_findings([finding])
-    assert len(store.claim_pending("crashed", lease=timedelta(minutes=2), now=NOW)) == 1
+    assert len(claim_waiting(store, "crashed", lease=timedelta(minutes=2), now=NOW)) == 1
 
-    assert store.claim_pending("other", now=NOW + timedelta(minutes=1)) == []
-    taken = store.claim_pending("other", now=NOW + timedelta(minutes=3))
+    assert claim_waiting(store, "other", now=NOW + timedelta(minutes=1)) == []
+    taken = claim_waiting(store, "other", now=NOW + timedelta(minutes=3))
 
     assert [f.event_id for f in taken] == [finding.event.event_id]
 
@@ -189,7 +190,7 @@ def test_an_expired_claim_is_taken_over_and_a_live_one_is_not(store: Store) -> N
 def test_posted_leaves_pending_and_a_failure_releases_the_claim(store: Store) -> None:
     ok, failing = findings(2)
     store.add_findings([ok, failing])
-    store.claim_pending("me", now=NOW)
+    claim_waiting(store, "me", now=NOW)
 
     store.mark_posted(ok.event.event_id, "C0ALERTS", "1700000000.000100", "1700000000.000001")
     store.mark_post_failed(failing.event.event_id, "Slack API error: ratelimited (HTTP 429)")
@@ -203,7 +204,7 @@ def test_posted_leaves_pending_and_a_failure_releases_the_claim(store: Store) ->
         "1700000000.000100",
         "1700000000.000001",
     )
-    retry = store.claim_pending("anyone", now=NOW)  # released at once, for any process
+    retry = claim_waiting(store, "anyone", now=NOW)  # released at once, for any process
     assert [f.event_id for f in retry] == [failing.event.event_id]
     assert retry[0].post_state == PENDING
 
@@ -212,7 +213,8 @@ def test_suppressed_findings_are_never_claimed(store: Store) -> None:
     (finding,) = findings(1)
     store.add_findings([dataclasses.replace(finding, reasons=(*finding.reasons, "suppressed"))])
 
-    assert store.claim_pending("me", now=NOW) == []
+    assert claim_waiting(store, "me", now=NOW) == []
+    assert store.claim(finding.event.event_id, "me", CLAIM_LEASE, NOW) is None  # nor by ID
     assert store.pending_count() == 0
 
 
@@ -374,17 +376,17 @@ def test_a_lease_is_held_renewed_expires_and_is_taken_over(store: Store) -> None
     assert store.acquire_lease("poller", "a", ttl, NOW)
     assert not store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=1))
     assert store.acquire_lease("poller", "a", ttl, NOW + timedelta(minutes=1))  # renewed
-    assert store.lease_holder("poller", NOW + timedelta(minutes=2)) == "a"
+    assert lease_holder(store, "poller", NOW + timedelta(minutes=2)) == "a"
 
     assert not store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=2, seconds=59))
-    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) is None  # expired
+    assert lease_holder(store, "poller", NOW + timedelta(minutes=4)) is None  # expired
     assert store.acquire_lease("poller", "b", ttl, NOW + timedelta(minutes=4))
-    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) == "b"
+    assert lease_holder(store, "poller", NOW + timedelta(minutes=4)) == "b"
 
     store.release_lease("poller", "a")  # not the holder: nothing happens
-    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) == "b"
+    assert lease_holder(store, "poller", NOW + timedelta(minutes=4)) == "b"
     store.release_lease("poller", "b")
-    assert store.lease_holder("poller", NOW + timedelta(minutes=4)) is None
+    assert lease_holder(store, "poller", NOW + timedelta(minutes=4)) is None
     assert store.acquire_lease("other-lease", "a", ttl, NOW)  # leases are independent
 
 
@@ -396,7 +398,7 @@ def test_only_one_of_many_replicas_gets_a_free_lease(url: str, store: Store) -> 
     )
 
     assert won.count(True) == 1
-    assert store.lease_holder("poller", NOW) == f"replica-{won.index(True)}"
+    assert lease_holder(store, "poller", NOW) == f"replica-{won.index(True)}"
 
 
 # --------------------------------------------------------------------------- schema

@@ -1,0 +1,98 @@
+"""/keyhunt: an ack that answers within Slack's 3 s (parse only, no AWS), then a lazy
+listener that does the work and answers at the command's response_url."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack
+
+from bot.commands import CommandError, Help, Hunt, KeyLookup, Status, parse_command
+from bot.hunting import HuntRequest, make_window
+from bot.render import render_hunt, render_investigation, render_status, render_usage
+from bot.slack_io import RetryingRespond
+from checks.model import Window
+from checks.timeutil import MAX_LOOKBACK
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+
+    from bot.listeners import Deps
+
+log = logging.getLogger(__name__)
+
+
+def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+    """Answers within Slack's 3 s whatever the hunt costs: parse only, no AWS here."""
+    try:
+        parsed = parse_command(html.unescape(command.get("text", "")))
+    except CommandError as exc:
+        text, blocks = render_usage(str(exc))
+        ack(text=text, blocks=blocks, response_type="ephemeral")
+        return
+    if isinstance(parsed, Help):
+        text, blocks = render_usage()
+        ack(text=text, blocks=blocks, response_type="ephemeral")
+    elif isinstance(parsed, Status):
+        ack(text="Checking the poller…", response_type="ephemeral")
+    else:
+        ack(text="🔎 Hunting… the answer will appear here.", response_type="ephemeral")
+
+
+def run_command(deps: Deps, command: dict[str, Any]) -> None:
+    """The lazy half: the answer the ack promised, at the command's response_url."""
+    # Bolt's own respond() has no retry handlers; this one retries 429s and 5xx.
+    respond = RetryingRespond(response_url=command.get("response_url"))
+    try:
+        parsed = parse_command(html.unescape(command.get("text", "")))
+    except CommandError:
+        return  # already answered with usage in the ack
+    if isinstance(parsed, Help):
+        return  # likewise
+    try:
+        text, blocks = answer(deps, parsed)
+    except Exception as exc:
+        log.exception("/keyhunt failed")
+        text = f"⚠ keyhunt could not answer: {type(exc).__name__}. The details are in its log."
+        blocks = None
+    respond(text=text, blocks=blocks, response_type="ephemeral")
+
+
+def answer(deps: Deps, parsed: Any) -> tuple[str, Any]:
+    """The text and blocks for a parsed command (a Help, Status, KeyLookup or Hunt)."""
+    now = deps.clock()
+    if isinstance(parsed, Help):
+        return render_usage()
+    if isinstance(parsed, Status):
+        return render_status(
+            deps.store.target_health(),
+            deps.store.poll_runs_since(now - timedelta(hours=24)),
+            deps.store.pending_count(),
+            now,
+            deps.settings.poll_minutes,
+            deps.state.last_error,
+        )
+    if isinstance(parsed, KeyLookup):
+        report = deps.hunter.investigate(parsed.access_key_id, Window(now - MAX_LOOKBACK, now))
+        return render_investigation(report, now)
+    assert isinstance(parsed, Hunt)
+    try:
+        window = make_window(parsed.last, parsed.since, parsed.until, now)
+    except ValueError as exc:
+        return render_usage(str(exc))
+    result = deps.hunter.hunt(
+        HuntRequest(window, parsed.user, parsed.actor, parsed.account, parsed.min_severity)
+    )
+    return render_hunt(result)
+
+
+def register(app: App, deps: Deps) -> None:
+    # Bolt injects by parameter name: these wrappers have exactly the names it knows.
+    def run_keyhunt(command: dict[str, Any]) -> None:
+        run_command(deps, command)
+
+    # A literal: tests/test_deploy_artifacts.py checks it against the Slack manifest.
+    app.command("/keyhunt")(ack=ack_command, lazy=[run_keyhunt])

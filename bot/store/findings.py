@@ -1,0 +1,249 @@
+"""Findings in and out: storing new findings once, reading them back.
+
+A finding is inserted once (`ON CONFLICT DO NOTHING`); one already stored is left exactly as
+it is, its status and Slack message included. A record that cannot be stored as it was read
+(bad text, a value too long for a column) never holds back the rest of its batch: it is
+stored as a malformed finding instead, its text made storable (`degraded_row`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, StatementError
+
+from bot.store.engine import Database, aware, insert_ignore, utcnow
+from bot.store.records import StoredFinding
+from bot.store.schema import PENDING, SKIPPED, findings_table
+from bot.triage import OPEN
+from checks.model import Finding
+from checks.timeutil import isoformat_z
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # keep IN lists within every backend's parameter limit
+
+
+# -- writing --------------------------------------------------------------------------------
+def add_findings(
+    db: Database, findings: Sequence[Finding], now: datetime | None = None
+) -> list[str]:
+    """Store new findings; returns the event IDs that were new. Already-stored ones are
+    left exactly as they are (their status and Slack message included)."""
+    if not findings:
+        return []
+    stamp = now or utcnow()
+    # A fixed order: two writers inserting overlapping batches then lock rows in the same
+    # order and cannot deadlock (PostgreSQL detects the cycle and fails one batch).
+    rows = sorted((finding_row(f, stamp) for f in findings), key=lambda r: r["event_id"])
+    try:
+        return _insert_new(db, rows, stamp)
+    except (DBAPIError, StatementError, UnicodeError, ValueError) as exc:
+        if len(rows) == 1 and rows[0].get("_degraded"):
+            raise
+        log.warning("storing %d findings failed (%s); one by one", len(rows), _kind(exc))
+    # One record must never hold back the rest (nor the checkpoint): what cannot be
+    # stored as it is is stored as a malformed finding, its text made storable.
+    new: list[str] = []
+    for row in rows:
+        try:
+            new += _insert_new(db, [row], stamp)
+        except (DBAPIError, StatementError, UnicodeError, ValueError) as exc:
+            log.error(
+                "finding %r could not be stored (%s); stored as malformed",
+                storable(str(row["event_id"])),
+                _kind(exc),
+            )
+            new += _insert_new(db, [degraded_row(row, _kind(exc))], stamp)
+    return new
+
+
+def _insert_new(db: Database, rows: list[dict[str, Any]], stamp: datetime) -> list[str]:
+    ids = [r["event_id"] for r in rows]
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    with db.tx() as conn:
+        existing = _existing_ids(conn, ids)
+        fresh = [r for r in clean if r["event_id"] not in existing]
+        if not fresh:
+            return []
+        insert_ignore(conn, findings_table, fresh)
+        # Another process may have inserted the same event between the two statements;
+        # only rows carrying our stamp are ours.
+        mine = conn.execute(
+            select(findings_table.c.event_id).where(
+                findings_table.c.event_id.in_([r["event_id"] for r in fresh]),
+                findings_table.c.stored_at == stamp,
+            )
+        )
+        return [row[0] for row in mine]
+
+
+def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(ids), CHUNK):
+        rows = conn.execute(
+            select(findings_table.c.event_id).where(
+                findings_table.c.event_id.in_(ids[i : i + CHUNK])
+            )
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+# -- reading --------------------------------------------------------------------------------
+def read(conn: Connection, event_id: str) -> StoredFinding | None:
+    """The finding as it stands, within the caller's transaction."""
+    row = conn.execute(select(findings_table).where(findings_table.c.event_id == event_id)).first()
+    return stored(row._mapping) if row else None
+
+
+def get(db: Database, event_id: str) -> StoredFinding | None:
+    with db.tx() as conn:
+        return read(conn, event_id)
+
+
+def statuses(db: Database, event_ids: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    with db.tx() as conn:
+        for i in range(0, len(event_ids), CHUNK):
+            part = list(event_ids[i : i + CHUNK])
+            rows = conn.execute(
+                select(findings_table.c.event_id, findings_table.c.status).where(
+                    findings_table.c.event_id.in_(part)
+                )
+            )
+            result.update({r[0]: r[1] for r in rows})
+    return result
+
+
+def event_ids_since(db: Database, start: datetime) -> frozenset[str]:
+    """IDs of stored findings whose event happened at or after `start`."""
+    with db.tx() as conn:
+        rows = conn.execute(
+            select(findings_table.c.event_id).where(findings_table.c.event_time >= start)
+        )
+        return frozenset(r[0] for r in rows)
+
+
+def findings_between(db: Database, start: datetime, end: datetime) -> list[StoredFinding]:
+    """Findings stored in [start, end), newest event first (for digests)."""
+    with db.tx() as conn:
+        rows = conn.execute(
+            select(findings_table)
+            .where(findings_table.c.stored_at >= start, findings_table.c.stored_at < end)
+            .order_by(findings_table.c.event_time.desc())
+        )
+        return [stored(r._mapping) for r in rows]
+
+
+def open_findings(db: Database) -> list[StoredFinding]:
+    """Open findings that were (or are to be) posted, oldest event first."""
+    with db.tx() as conn:
+        rows = conn.execute(
+            select(findings_table)
+            .where(findings_table.c.status == OPEN, findings_table.c.post_state != SKIPPED)
+            .order_by(findings_table.c.event_time.asc())
+        )
+        return [stored(r._mapping) for r in rows]
+
+
+# -- rows -----------------------------------------------------------------------------------
+def finding_row(finding: Finding, stamp: datetime) -> dict[str, Any]:
+    """The `findings` row of a new finding: its record as JSON, enrichment included."""
+    record = finding.to_record()
+    if finding.user_keys is not None:
+        record["user_keys"] = [
+            {
+                "access_key_id": k.access_key_id,
+                "status": k.status,
+                "create_date": isoformat_z(k.create_date) if k.create_date else None,
+            }
+            for k in finding.user_keys
+        ]
+    account, region = finding.account_id, record["region"]
+    return {
+        "event_id": finding.event.event_id,
+        # The columns are for lookups and have a size; the full values are in `record`.
+        "account_id": account[:32] if account else None,
+        "region": region[:32] if region else None,
+        "event_time": finding.event.event_time,
+        "severity": finding.severity.value,
+        "record": json.dumps(record, ensure_ascii=False),
+        "status": OPEN,
+        "stored_at": stamp,
+        "post_state": SKIPPED if finding.suppressed else PENDING,
+        "post_attempts": 0,
+    }
+
+
+def degraded_row(row: dict[str, Any], why: str) -> dict[str, Any]:
+    """`row` made storable and marked malformed, at least medium severity."""
+    record = _storable_json(json.loads(row["record"]))
+    reasons = list(record.get("reasons") or [])
+    if "malformed" not in reasons:
+        reasons.append("malformed")
+    problems = list(record.get("malformed_fields") or [])
+    problems.append(f"record: could not be stored as read ({why}); text made storable")
+    severity = str(record.get("severity") or "medium")
+    if severity in ("low", "info"):
+        severity = "medium"  # a record we could not keep as it was is worth a look
+    record.update(reasons=reasons, malformed_fields=problems, severity=severity)
+    return {
+        **row,
+        "event_id": storable(str(row["event_id"]))[:128],
+        "account_id": storable(str(row["account_id"]))[:32] if row["account_id"] else None,
+        "region": storable(str(row["region"]))[:32] if row["region"] else None,
+        "severity": severity,
+        "record": json.dumps(record, ensure_ascii=True),
+        "_degraded": True,
+    }
+
+
+def stored(row: Any) -> StoredFinding:
+    """A `findings` row (its mapping) as the record callers see."""
+    record = json.loads(row["record"])
+    record["status"] = row["status"]
+    return StoredFinding(
+        event_id=row["event_id"],
+        record=record,
+        status=row["status"],
+        assignee=row["assignee"],
+        decided_by=row["decided_by"],
+        decided_at=aware(row["decided_at"]),
+        stored_at=aware(row["stored_at"]) or utcnow(),
+        post_state=row["post_state"],
+        post_attempts=row["post_attempts"] or 0,
+        channel=row["channel"],
+        ts=row["ts"],
+        thread_ts=row["thread_ts"],
+        post_attempted_at=aware(row["post_attempted_at"]),
+        burst_id=row["burst_id"],
+    )
+
+
+# -- storable text --------------------------------------------------------------------------
+def storable(value: str) -> str:
+    """Text every backend can store: lone surrogates and NUL become U+FFFD."""
+    fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return fixed.replace("\x00", "\ufffd")
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable_json(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(str(k)): _storable_json(v) for k, v in value.items()}
+    return value
+
+
+def _kind(exc: BaseException) -> str:
+    """The failure's class only: the message may quote attacker-chosen text."""
+    return type(getattr(exc, "orig", None) or exc).__name__

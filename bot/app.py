@@ -1,4 +1,4 @@
-"""The Bolt app: /keyhunt, the triage buttons, and the respond() that retries.
+"""The Bolt app: the listeners of bot.listeners on a Bolt App, with Bolt's workarounds.
 
 Built by `create_app` from what it is given (settings, store, hunter, Web API client); it does
 no I/O of its own when built. The listeners themselves are in bot.listeners (every one acks

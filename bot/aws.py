@@ -1,4 +1,5 @@
-"""Composition of the AWS side: the one place a boto3 session is built from settings."""
+"""The AWS side from settings: the one place a boto3 session is built (for bot.compose),
+and the list of targets a hunt searches."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ class Poster:
             finding = self.store.claim(candidate.event_id, self.owner, CLAIM_LEASE, self.clock())
             if finding is None:
                 continue  # another process is posting it
-            outcome = self._deliver_one(finding, threads.get(finding.burst_id))
+            outcome = self._deliver_one(finding, threads.get(finding.message.burst_id))
             if outcome == "failed":
                 failed += 1
                 if failed >= 3 and posted + adopted == 0:
@@ -147,7 +147,7 @@ class Poster:
     def _burst_threads(self, waiting: list[StoredFinding], now: datetime) -> dict[str | None, Any]:
         """burst id -> the summary's ts (None: post top level), for the findings waiting."""
         burst = self.store.open_burst(self.channel)
-        unassigned = [f.event_id for f in waiting if f.burst_id is None]
+        unassigned = [f.event_id for f in waiting if f.message.burst_id is None]
         grew = False
         if unassigned and (burst is not None or len(unassigned) > self.burst_threshold):
             # A burst still being posted (its poster died) takes what came since into its
@@ -229,17 +229,17 @@ class Poster:
     def _deliver_one(self, finding: StoredFinding, thread_ts: str | None) -> str:
         """ "posted", "adopted" (found in the channel from an earlier attempt) or "failed"."""
         key = (ALERT_EVENT, finding.event_id)
-        if finding.post_attempted_at is not None:
+        if finding.message.attempted_at is not None:
             try:
-                ts = self._find(key, finding.thread_ts, finding.post_attempted_at)
+                ts = self._find(key, finding.message.thread_ts, finding.message.attempted_at)
             except SearchFailed as exc:
                 return self._failed(finding, f"could not search the channel: {exc}", True)
             if ts is not None:
-                return self._adopt(finding, ts, finding.thread_ts)
-        if finding.post_attempts:
+                return self._adopt(finding, ts, finding.message.thread_ts)
+        if finding.message.attempts:
             metrics.POSTS.labels("retried").inc()  # an earlier cycle failed to post it
         text, blocks = render_alert(finding, self.clock())
-        attempted = finding.post_attempted_at or self.clock()
+        attempted = finding.message.attempted_at or self.clock()
         reason = "not tried"
         for _ in range(POST_TRIES):
             self.store.mark_attempt(finding.event_id, thread_ts, self.clock())

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.present import hunt_headline, short_key, tally, visible
-from bot.store import PollRun, StoredFinding, TargetHealth
+from bot.present import hunt_headline, is_own_key, short_key, tally, visible
+from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
-from checks.model import HuntResult, Severity, TargetError
+from checks.model import Finding, HuntResult, KeyInfo, TargetError
 from checks.rules import about, headline_for, reason_words, rule_by_id
 
 Blocks = list[dict[str, Any]]
@@ -108,25 +108,20 @@ def waited(delta: timedelta) -> str:
 
 
 # -- the alert -----------------------------------------------------------------------------
-def headline(record: dict[str, Any]) -> str:
-    """The rule that set the severity names what happened (checks.rules.headline_for)."""
-    return headline_for(record["reasons"], bool(record.get("error_code")))
-
-
-def alert_text(record: dict[str, Any]) -> str:
+def alert_text(finding: Finding) -> str:
     """The notification line: complete on its own, like the mockup."""
-    severity = str(record["severity"])
-    actor = plain(record.get("actor_name") or record.get("actor_type"), 64) or "an unknown caller"
-    target = plain(record.get("target_user"), 64) or "an unknown user"
-    where = f"in {plain(record.get('account_id'), 32)}, {plain(record.get('region'), 32)}"
-    if record.get("error_code"):
-        error = plain(record["error_code"], 64)
+    e, severity = finding.event, finding.severity.value
+    actor = plain(e.actor.name or e.actor.type, 64) or "an unknown caller"
+    target = plain(e.target_user, 64) or "an unknown user"
+    where = f"in {plain(finding.account_id, 32)}, {plain(finding.region, 32)}"
+    if e.error_code:
+        error = plain(e.error_code, 64)
         what = f"{actor} tried to create an access key for {target} ({error})"
-    elif is_own_key(record):
+    elif is_own_key(finding):
         what = f"{actor} created an access key for themselves"
     else:
         what = f"{actor} created an access key for {target}"
-    unread = " (keyhunt could not read all of its record)" if record.get("malformed_fields") else ""
+    unread = " (keyhunt could not read all of its record)" if e.problems else ""
     return f"{EMOJI.get(severity, '')} {severity.upper()}  {what} {where}{unread}"
 
 
@@ -151,105 +146,84 @@ def could_not_read(problems: Sequence[object]) -> str:
     return "⚠ keyhunt could not read: " + " · ".join(parts)
 
 
-def is_own_key(record: dict[str, Any]) -> bool:
-    """A user's key for itself, or the root user's own key."""
-    return "self_service" in record["reasons"] or (
-        record.get("actor_type") == "Root" and record.get("target_user") == "root"
-    )
-
-
-def render_alert(finding: StoredFinding, now: datetime) -> tuple[str, Blocks]:
-    record = finding.record
-    severity = str(record["severity"])
-    event_time = finding.event_time
-    title = f"*{EMOJI.get(severity, '')} {severity.capitalize()} — {headline(record)}*"
-    key = record.get("access_key_id")
-    made = (
-        "tried to create a key"
-        if record.get("error_code")
-        else f"created key {code(short_key(key))}"
-    )
+def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
+    finding = stored.finding
+    e, severity = finding.event, finding.severity.value
+    # The rule that set the severity names what happened.
+    what = headline_for(finding.reasons, bool(e.error_code))
+    title = f"*{EMOJI.get(severity, '')} {severity.capitalize()} — {what}*"
+    key = e.access_key_id
+    made = "tried to create a key" if e.error_code else f"created key {code(short_key(key))}"
     summary = (
-        f"{code(record.get('actor_name') or '?', 64)} "
-        f"({escape(visible(record.get('actor_type'), 32))} {code(record.get('actor_arn'), 200)}) "
-        f"{made} for {code(record.get('target_user'), 64)}\n"
-        f"in {code(record.get('account_id'), 32)} · {code(record.get('region'), 32)} · "
-        f"{when(event_time, now)}"
+        f"{code(e.actor.name or '?', 64)} "
+        f"({escape(visible(e.actor.type, 32))} {code(e.actor.arn, 200)}) "
+        f"{made} for {code(e.target_user, 64)}\n"
+        f"in {code(finding.account_id, 32)} · {code(finding.region, 32)} · "
+        f"{when(e.event_time, now)}"
     )
     fields = [
-        mrkdwn(f"*Source IP*\n{code(record.get('source_ip'), 64)}"),
-        mrkdwn(f"*User agent*\n{code(record.get('user_agent'), 300)}"),
-        mrkdwn(f"*Why*\n{escape(reasons_in_words(record['reasons']))}"),
+        mrkdwn(f"*Source IP*\n{code(e.source_ip, 64)}"),
+        mrkdwn(f"*User agent*\n{code(e.user_agent, 300)}"),
+        mrkdwn(f"*Why*\n{escape(reason_words(finding.reasons))}"),
         mrkdwn(f"*New key*\n{code(key, 128)}" if key else "*New key*\nnone (the call failed)"),
     ]
-    if record.get("error_code"):
-        fields.append(mrkdwn(f"*Error*\n{code(record.get('error_code'), 100)}"))
-    user_keys = record.get("user_keys")
-    if user_keys is not None:
+    if e.error_code:
+        fields.append(mrkdwn(f"*Error*\n{code(e.error_code, 100)}"))
+    if finding.user_keys is not None:
         fields.append(
             mrkdwn(
-                f"*{code(record.get('target_user'), 64)}'s keys now*\n"
-                f"{escape(describe_user_keys(user_keys, key, now))}"
+                f"*{code(e.target_user, 64)}'s keys now*\n"
+                f"{escape(describe_user_keys(finding.user_keys, key, now))}"
             )
         )
     blocks: Blocks = [
         section(f"{title}\n{summary}"),
         {"type": "section", "fields": fields[:10]},
     ]
-    problems = record.get("malformed_fields")
-    if problems and isinstance(problems, list):
-        blocks.append(context(could_not_read(problems)))
-    status_line = render_status_line(finding, now)
+    if e.problems:
+        blocks.append(context(could_not_read(e.problems)))
+    status_line = render_status_line(stored.triage)
     if status_line:
         blocks.append(context(status_line))
-    buttons = triage_buttons(finding.status, finding.event_id)
+    buttons = triage_buttons(stored.triage.status, stored.event_id)
     if buttons:
         blocks.append({"type": "actions", "block_id": "triage", "elements": buttons})
-    blocks.append(context(f"event {code(finding.event_id, 128)} · keyhunt"))
-    return alert_text(record), blocks
+    blocks.append(context(f"event {code(stored.event_id, 128)} · keyhunt"))
+    return alert_text(finding), blocks
 
 
-def reasons_in_words(reasons: Iterable[str]) -> str:
-    return reason_words(reasons)
-
-
-def describe_user_keys(keys: Sequence[dict[str, Any]], new_key: object, now: datetime) -> str:
+def describe_user_keys(keys: Sequence[KeyInfo], new_key: str | None, now: datetime) -> str:
     if not keys:
         return "none (user deleted, or keys already removed)"
-    active = [k for k in keys if k.get("status") == "Active"]
+    active = [k for k in keys if k.status == "Active"]
     parts = [f"{len(active)} active"]
     for k in keys:
-        if k.get("access_key_id") == new_key:
+        if k.access_key_id == new_key:
             continue
-        age = ""
-        if k.get("create_date"):
-            created = datetime.fromisoformat(str(k["create_date"]).replace("Z", "+00:00"))
-            age = f", {waited(now - created)} old"
-        parts.append(
-            f"other key {short_key(k.get('access_key_id'))} {visible(k.get('status'), 16)}{age}"
-        )
+        age = f", {waited(now - k.create_date)} old" if k.create_date else ""
+        parts.append(f"other key {short_key(k.access_key_id)} {visible(k.status, 16)}{age}")
     return "; ".join(parts)
 
 
-def render_status_line(finding: StoredFinding, now: datetime) -> str | None:
-    if finding.status == OPEN or not finding.decided_by:
+def render_status_line(triage: Triage) -> str | None:
+    if triage.status == OPEN or not triage.decided_by:
         return None
-    at = finding.decided_at.astimezone(UTC).strftime("%H:%M UTC") if finding.decided_at else ""
-    user = f"<@{finding.decided_by}>"  # a Slack user ID from Slack itself, validated on input
-    if finding.status == EXPECTED_ROTATION:
+    at = triage.decided_at.astimezone(UTC).strftime("%H:%M UTC") if triage.decided_at else ""
+    user = f"<@{triage.decided_by}>"  # a Slack user ID from Slack itself, validated on input
+    if triage.status == EXPECTED_ROTATION:
         return f"✅ *Expected rotation* — marked by {user} at {at}"
-    if finding.status == INVESTIGATING:
+    if triage.status == INVESTIGATING:
         return f"🔎 *Investigating* — {user} since {at}; findings in the thread"
-    return f"*{escape(finding.status)}* — {user} at {at}"
+    return f"*{escape(triage.status)}* — {user} at {at}"
 
 
-def render_stale_click(finding: StoredFinding) -> str:
+def render_stale_click(triage: Triage) -> str:
     """The ephemeral answer to a click on a message that no longer shows the alert's state."""
-    state = STATUS_WORDS.get(finding.status, escape(finding.status))
-    who = f" by <@{finding.decided_by}>" if finding.decided_by else ""
+    state = STATUS_WORDS.get(triage.status, escape(triage.status))
+    who = f" by <@{triage.decided_by}>" if triage.decided_by else ""
     at = (
-        f" at {finding.decided_at.astimezone(UTC).strftime('%H:%M UTC')}"
-        if finding.decided_at
+        f" at {triage.decided_at.astimezone(UTC).strftime('%H:%M UTC')}"
+        if triage.decided_at
         else ""
     )
     return (
@@ -282,14 +256,13 @@ def triage_buttons(status: str, event_id: str) -> list[dict[str, Any]]:
 
 # -- a burst -------------------------------------------------------------------------------
 def render_burst(findings: Sequence[StoredFinding]) -> tuple[str, Blocks]:
-    counts = Counter(f.severity for f in findings)
-    accounts = Counter(str(f.record.get("account_id")) for f in findings)
-    worst = max((Severity(f.severity) for f in findings), key=lambda s: s.rank)
+    accounts = Counter(str(f.finding.account_id) for f in findings)
+    worst = max((f.finding.severity for f in findings), key=lambda s: s.rank)
     text = (
         f"{EMOJI[worst.value]} {len(findings)} new access keys in {len(accounts)} "
         f"account{'s' * (len(accounts) != 1)} in the last poll — alerts are in the thread"
     )
-    per_severity = " · ".join(f"{s.value} {counts.get(s.value, 0)}" for s in Severity)
+    per_severity = tally((f.finding.severity for f in findings), with_info=True)
     per_account = ", ".join(f"{escape(visible(a, 32))} {n}" for a, n in accounts.most_common(10))
     return text, [section(f"*{escape(text)}*\n{per_severity}      (per account: {per_account})")]
 
@@ -306,7 +279,7 @@ def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
     unreadable = result.stats.unreadable
     if unreadable:
         blocks.append(section(f"⚠ {unreadable_records(unreadable)}"))
-    rows = [_hunt_row(f.to_record()) for f in result.findings[:max_rows]]
+    rows = [_hunt_row(f) for f in result.findings[:max_rows]]
     packed_blocks, shown = _pack(rows, budget=MAX_BLOCKS - len(blocks) - 1)
     blocks.extend(packed_blocks)
     if total > shown:
@@ -331,21 +304,18 @@ def unreadable_records(count: int) -> str:
     )
 
 
-def _hunt_row(record: dict[str, Any]) -> str:
-    time = datetime.fromisoformat(str(record["event_time"]).replace("Z", "+00:00"))
-    who = code(record.get("actor_name") or record.get("actor_type"), 40)
-    whom = "(self)" if is_own_key(record) else code(record.get("target_user"), 40)
+def _hunt_row(finding: Finding) -> str:
+    e = finding.event
+    who = code(e.actor.name or e.actor.type, 40)
+    whom = "(self)" if is_own_key(finding) else code(e.target_user, 40)
     # The whole key ID, copyable from its code span (IDs are at most 128 characters).
-    key = (
-        f"({code(record.get('error_code'), 40)})"
-        if record.get("error_code")
-        else code(record.get("access_key_id"), 128)
-    )
-    status = STATUS_WORDS.get(str(record.get("status")), escape(record.get("status")))
-    unread = "  ⚠ partly unreadable" if record.get("malformed_fields") else ""
+    key = f"({code(e.error_code, 40)})" if e.error_code else code(e.access_key_id, 128)
+    status = STATUS_WORDS.get(finding.status, escape(finding.status))
+    unread = "  ⚠ partly unreadable" if e.problems else ""
     return (
-        f"{EMOJI.get(str(record['severity']), '')} {time.strftime('%m-%d %H:%M')}  {who} → "
-        f"{whom}  {code(record.get('account_id'), 16)}  {key}  {status}{unread}"
+        f"{EMOJI.get(finding.severity.value, '')} "
+        f"{e.event_time.astimezone(UTC).strftime('%m-%d %H:%M')}  {who} → "
+        f"{whom}  {code(finding.account_id, 16)}  {key}  {status}{unread}"
     )
 
 
@@ -489,22 +459,19 @@ def render_digest(
     now: datetime,
     health: Sequence[TargetHealth] = (),
 ) -> tuple[str, Blocks]:
-    counts = Counter(f.severity for f in day)
-    triaged = sum(1 for f in day if f.status != OPEN)
-    tally = " · ".join(
-        f"{s.value} {counts.get(s.value, 0)}" for s in Severity if s != Severity.INFO
-    )
+    triaged = sum(1 for f in day if f.triage.status != OPEN)
+    counts = tally(f.finding.severity for f in day)
     first = (
-        f"Yesterday: {len(day)} new key event(s) ({tally}); {triaged} triaged, "
+        f"Yesterday: {len(day)} new key event(s) ({counts}); {triaged} triaged, "
         f"{len(day) - triaged} still open"
     )
     lines = [f"*{escape(first)}*"]
     if still_open:
         oldest = still_open[0]
-        r = oldest.record
+        e = oldest.finding.event
         lines.append(
-            f"Oldest open: {code(r.get('actor_name'), 40)} → {code(r.get('target_user'), 40)} in "
-            f"{code(r.get('account_id'), 16)}, waiting {waited(now - oldest.stored_at)} "
+            f"Oldest open: {code(e.actor.name, 40)} → {code(e.target_user, 40)} in "
+            f"{code(oldest.finding.account_id, 16)}, waiting {waited(now - oldest.stored_at)} "
             f"({len(still_open)} open in all)"
         )
     last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)

@@ -178,6 +178,13 @@ class Finding:
         return self.target.account_id if self.target else None
 
     @property
+    def region(self) -> str | None:
+        """The event's region, or the one searched when the record did not say."""
+        if self.event.region:
+            return self.event.region
+        return self.target.region if self.target else None
+
+    @property
     def suppressed(self) -> bool:
         return "suppressed" in self.reasons
 

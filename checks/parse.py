@@ -241,6 +241,15 @@ def is_console_agent(text: str | None) -> bool:
 # ---------------------------------------------------------------------------- decoding
 
 
+def _kind_of(value: object) -> str:
+    """The value's kind, as a problem line names it. A number is a "number" whatever Python
+    made of it: orjson reads an integer over 64 bits as a float, the standard library as an
+    int, and the same record must read the same either way."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    return type(value).__name__
+
+
 def _decode(raw: str | bytes | Mapping[str, Any], problems: list[str]) -> Mapping[str, Any]:
     if isinstance(raw, str | bytes):
         try:
@@ -259,7 +268,7 @@ def _decode(raw: str | bytes | Mapping[str, Any], problems: list[str]) -> Mappin
     else:
         record = raw
     if not isinstance(record, Mapping):
-        raise UnreadableRecord(f"expected a JSON object, got {type(record).__name__}")
+        raise UnreadableRecord(f"expected a JSON object, got {_kind_of(record)}")
     return record
 
 
@@ -556,7 +565,7 @@ def _opt_str(
         return value or None
     if value is None:
         return None
-    problems.append(f"{where}{key}: {type(value).__name__}, expected a string")
+    problems.append(f"{where}{key}: {_kind_of(value)}, expected a string")
     return None
 
 
@@ -571,7 +580,7 @@ def _opt_flag(
         return value
     if isinstance(value, str):
         return value.lower() == "true"
-    problems.append(f"{where}{key}: {type(value).__name__}, expected true or false")
+    problems.append(f"{where}{key}: {_kind_of(value)}, expected true or false")
     return None
 
 
@@ -584,7 +593,7 @@ def _opt_mapping(
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        problems.append(f"{where}{key}: {type(value).__name__}, expected an object")
+        problems.append(f"{where}{key}: {_kind_of(value)}, expected an object")
         return None
     return value
 
@@ -596,7 +605,7 @@ def _envelope_str(
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        problems.append(f"LookupEvents {where}{key}: {type(value).__name__}, expected a string")
+        problems.append(f"LookupEvents {where}{key}: {_kind_of(value)}, expected a string")
         return None
     if not value.isascii() and _SURROGATE.search(value):
         problems.append(f"LookupEvents {where}{key}: {SURROGATE_PROBLEM}")
@@ -614,11 +623,11 @@ def _not_a_string(value: object) -> str:
         return "missing"
     if value == "":
         return "empty"
-    return f"{type(value).__name__}, expected a string"
+    return f"{_kind_of(value)}, expected a string"
 
 
 def _not_an_object(value: object) -> str:
-    return "missing" if value is None else f"{type(value).__name__}, expected an object"
+    return "missing" if value is None else f"{_kind_of(value)}, expected an object"
 
 
 def _shown(text: str, limit: int = 40) -> str:

@@ -43,6 +43,7 @@ _EVENT_DETAIL = ("request_user", "response_user", "error_message")
 _ACTOR_DETAIL = ("account_id", "access_key_id", "invoked_by", "session_issuer_arn")
 _ACTOR_FLAGS = ("mfa_authenticated", "console_session")
 
+
 def to_record(finding: Finding) -> dict[str, Any]:
     """CONTRACT section 2."""
     e = finding.event
@@ -50,7 +51,7 @@ def to_record(finding: Finding) -> dict[str, Any]:
         "event_id": e.event_id,
         "event_time": isoformat_z(e.event_time),
         "account_id": finding.account_id,
-        "region": e.region or (finding.target.region if finding.target else None),
+        "region": finding.region,
         "event_name": e.event_name,
         "actor_type": e.actor.type,
         "actor_arn": e.actor.arn,

@@ -545,9 +545,7 @@ class Scenario:
     @property
     def unreadable_count(self) -> int:
         """Records that are not JSON objects at all."""
-        return sum(
-            1 for raw in self.raw if raw.account not in self.unreadable and not raw.readable
-        )
+        return sum(1 for raw in self.raw if raw.account not in self.unreadable and not raw.readable)
 
     @property
     def accounts_setting(self) -> str:

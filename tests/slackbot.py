@@ -363,15 +363,15 @@ class Bot:
         self, event_id: str, action: str = ACTION_EXPECTED, user: str = TRIAGER
     ) -> bytes:
         finding = self.store.get(event_id)
-        if finding is None or not finding.channel or not finding.ts:
+        if finding is None or not finding.message.channel or not finding.message.ts:
             raise AssertionError(f"{event_id} was never posted")
-        message = self.slack.messages[finding.channel][finding.ts].as_dict()
+        message = self.slack.messages[finding.message.channel][finding.message.ts].as_dict()
         return block_action_body(
             action,
             button_value(message, action) or event_id,
             user_id=user,
-            channel_id=finding.channel,
-            message_ts=finding.ts,
+            channel_id=finding.message.channel,
+            message_ts=finding.message.ts,
             message=message,
             response_url=self.slack.response_url(unique("click")),
         )

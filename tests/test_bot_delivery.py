@@ -149,8 +149,8 @@ def test_a_post_failing_past_the_retries_stays_pending_and_goes_out_next_cycle(
     assert bot.store.pending_count() == 1
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.post_state == "pending"
-    assert stored.ts is None
+    assert stored.message.state == "pending"
+    assert stored.message.ts is None
 
     second = bot.poll()  # no new event: the pending post alone is delivered
 
@@ -214,8 +214,8 @@ def test_a_burst_becomes_one_summary_with_the_alerts_in_its_thread(make_bot: Bot
     update = wait_for(lambda: ok_calls(make_bot.slack, "chat.update"), what="chat.update")[0]
     stored = bot.store.get(events[0])
     assert stored is not None
-    assert stored.thread_ts == summary.ts
-    assert update.args["ts"] == stored.ts
+    assert stored.message.thread_ts == summary.ts
+    assert update.args["ts"] == stored.message.ts
 
 
 def test_at_the_threshold_alerts_go_to_the_channel_without_a_summary(

@@ -57,15 +57,15 @@ def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
     assert buttons_of(post.args["blocks"]) == ["Expected rotation", "Investigate"]
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.ts == post.response["ts"]
-    assert stored.channel == CHANNEL
+    assert stored.message.ts == post.response["ts"]
+    assert stored.message.channel == CHANNEL
 
     assert bot.click(event_id, ACTION_EXPECTED, TRIAGER) == 200
     update = wait_for(lambda: ok_calls(make_bot.slack, "chat.update"), what="chat.update")[0]
 
     # The same message, updated in place: decision, who (<@USER>) and when; no buttons left.
-    assert (update.args["channel"], update.args["ts"]) == (CHANNEL, stored.ts)
-    message = make_bot.slack.messages[CHANNEL][stored.ts]
+    assert (update.args["channel"], update.args["ts"]) == (CHANNEL, stored.message.ts)
+    message = make_bot.slack.messages[CHANNEL][stored.message.ts]
     assert message.updated_count == 1
     texts = "\n".join(mrkdwn_texts(message.blocks))
     decision = bot.store.history(event_id)
@@ -135,17 +135,14 @@ def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thre
     assert bot.click(event_id, ACTION_INVESTIGATE, TRIAGER) == 200
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.ts
+    assert stored.message.ts
     thread = wait_for(
-        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="investigation reply"
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.message.ts))[1:],
+        what="investigation reply",
     )
     finding = bot.store.get(event_id)
     assert finding is not None
-    assert (finding.status, finding.assignee, finding.decided_by) == (
-        INVESTIGATING,
-        TRIAGER,
-        TRIAGER,
-    )
+    assert (finding.triage.status, finding.triage.decided_by) == (INVESTIGATING, TRIAGER)
     (reply,) = thread
     body = "\n".join(mrkdwn_texts(reply.blocks))
     assert "sts:GetCallerIdentity" in body
@@ -154,7 +151,7 @@ def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thre
     assert reply.text.startswith("Investigation of ")
 
     wait_for(lambda: ok_calls(make_bot.slack, "chat.update"), what="chat.update")
-    message = make_bot.slack.messages[CHANNEL][str(stored.ts)]
+    message = make_bot.slack.messages[CHANNEL][str(stored.message.ts)]
     texts = "\n".join(mrkdwn_texts(message.blocks))
     assert f"Investigating* — <@{TRIAGER}> since" in texts
     # Investigating can still be closed as an expected rotation; Investigate again cannot.
@@ -204,7 +201,7 @@ def test_repeated_and_concurrent_clicks_leave_one_audit_entry(make_bot: BotFacto
     assert (entry.status, entry.previous_status) == (EXPECTED_ROTATION, OPEN)
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.status == EXPECTED_ROTATION
+    assert stored.triage.status == EXPECTED_ROTATION
     assert all(c.ok for c in make_bot.slack.calls_to("chat.update"))
     assert len(make_bot.slack.channel_messages(CHANNEL)) == 1
 
@@ -226,14 +223,16 @@ def test_concurrent_investigate_clicks_post_one_investigation(make_bot: BotFacto
     assert len(make_bot.slack.calls_to("chat.update")) == 1
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.ts
-    wait_for(lambda: len(make_bot.slack.thread(CHANNEL, str(stored.ts))) >= 2, what="a reply")
+    assert stored.message.ts
+    wait_for(
+        lambda: len(make_bot.slack.thread(CHANNEL, str(stored.message.ts))) >= 2, what="a reply"
+    )
     time.sleep(0.3)  # let any stray second investigation land before counting
 
     history = bot.store.history(event_id)
     assert len(history) == 1
-    assert stored.assignee == history[0].user_id
-    assert len(make_bot.slack.thread(CHANNEL, str(stored.ts))) == 2  # alert + one reply
+    assert stored.triage.decided_by == history[0].user_id
+    assert len(make_bot.slack.thread(CHANNEL, str(stored.message.ts))) == 2  # alert + one reply
 
 
 def test_forged_signature_is_refused_with_401_and_nothing_happens(make_bot: BotFactory) -> None:
@@ -252,7 +251,7 @@ def test_forged_signature_is_refused_with_401_and_nothing_happens(make_bot: BotF
     assert bot.store.history(event_id) == []
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.status == OPEN
+    assert stored.triage.status == OPEN
 
 
 def test_a_replayed_request_older_than_five_minutes_is_refused(make_bot: BotFactory) -> None:
@@ -293,7 +292,7 @@ def test_investigating_a_failed_attempt_points_to_a_hunt_of_the_actor(
     stored = bot.store.get(event_id)
     assert stored is not None
     (reply,) = wait_for(
-        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="the thread reply"
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.message.ts))[1:], what="the thread reply"
     )
     assert "The call failed, so there is no key to follow" in reply.text
     assert bot.store.history(event_id)[0].status == INVESTIGATING
@@ -307,6 +306,6 @@ def test_the_failed_attempt_reply_has_no_raw_angle_brackets(make_bot: BotFactory
     stored = bot.store.get(event_id)
     assert stored is not None
     (reply,) = wait_for(
-        lambda: make_bot.slack.thread(CHANNEL, str(stored.ts))[1:], what="the thread reply"
+        lambda: make_bot.slack.thread(CHANNEL, str(stored.message.ts))[1:], what="the thread reply"
     )
     assert "<" not in reply.text

@@ -36,7 +36,6 @@ HOSTILE_AGENT = "<!channel> <https://evil.example|click> *bold* `backtick` _it_ 
 HOSTILE_NAME = "<@U123>"
 
 
-
 def hostile_records(when: Any) -> list[dict[str, Any]]:
     """A key made with a hostile user agent by a user whose name is a mention; a failed call
     whose error is a broadcast; both aimed at a user named like a link."""
@@ -151,4 +150,4 @@ def test_huge_hostile_fields_are_bounded_and_slack_accepts_the_message(
     assert_literal(answer)
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.channel == CHANNEL
+    assert stored.message.channel == CHANNEL

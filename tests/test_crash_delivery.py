@@ -34,9 +34,7 @@ from tests.slackbot import (
 ALERTS = 12  # above the burst threshold of 10: one summary, the alerts in its thread
 # Posts in call order: 1 is the burst summary, 2 the first alert, 13 the last.
 CRASH_POINTS = [
-    (step, n)
-    for n in (1, 2, 7, 13)
-    for step in ("before_post", "after_accept", "after_mark")
+    (step, n) for n in (1, 2, 7, 13) for step in ("before_post", "after_accept", "after_mark")
 ]
 
 
@@ -69,10 +67,10 @@ def assert_each_alert_once_in_one_thread(slack: FakeSlack, events: list[str], db
         for event_id in events:
             stored = store.get(event_id)
             assert stored is not None
-            assert stored.ts is not None
+            assert stored.message.ts is not None
             # The ts the store holds is that of the message in the channel (clicks update it).
-            assert events_in(slack.messages[CHANNEL][stored.ts].blocks) == [event_id]
-            assert stored.thread_ts == summary.ts
+            assert events_in(slack.messages[CHANNEL][stored.message.ts].blocks) == [event_id]
+            assert stored.message.thread_ts == summary.ts
     finally:
         store.close()
 
@@ -185,8 +183,8 @@ def test_a_5xx_after_slack_accepted_is_found_in_the_channel_not_posted_again(
     assert alerts_in_channel(make_bot.slack, CHANNEL) == dict.fromkeys(events, 1)
     stored = bot.store.get(events[0])
     assert stored is not None
-    assert stored.ts == make_bot.slack.calls_to("chat.postMessage")[0].response["ts"]
-    assert stored.post_attempted_at is not None  # kept as the record of the attempt
+    assert stored.message.ts == make_bot.slack.calls_to("chat.postMessage")[0].response["ts"]
+    assert stored.message.attempted_at is not None  # kept as the record of the attempt
 
 
 def test_when_the_channel_cannot_be_searched_now_the_post_waits_and_is_found_later(
@@ -244,4 +242,4 @@ def test_a_refused_post_is_retried_without_searching(make_bot: BotFactory) -> No
     assert searches_made(make_bot.slack) == 0
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.post_state == "posted"
+    assert stored.message.state == "posted"

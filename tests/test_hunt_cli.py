@@ -418,9 +418,7 @@ def test_a_lone_surrogate_never_breaks_the_output(
 def test_the_table_shows_whole_key_ids(keyhunt: Keyhunt, fake: FakeAWS) -> None:
     now = datetime.now(UTC)
     key = "AKIA" + "C" * 14 + "XY"
-    fake.add_events(
-        CALLER, REGION, [create_access_key(iam_user(CALLER, "dave"), now, key_id=key)]
-    )
+    fake.add_events(CALLER, REGION, [create_access_key(iam_user(CALLER, "dave"), now, key_id=key)])
 
     run = keyhunt("hunt", "--format", "table")
 

@@ -146,7 +146,7 @@ def test_a_click_from_someone_not_a_triager_changes_nothing(deps: Deps, store: S
     )
     stored = store.get(event_id)
     assert stored is not None
-    assert stored.status == OPEN
+    assert stored.triage.status == OPEN
 
 
 def test_a_click_on_an_alert_the_store_does_not_know(deps: Deps) -> None:
@@ -166,7 +166,7 @@ def test_a_valid_click_decides_and_updates_the_alert(deps: Deps, store: Store) -
     assert (name, kwargs["channel"], kwargs["ts"]) == ("chat_update", CHANNEL, TS)
     stored = store.get(event_id)
     assert stored is not None
-    assert (stored.status, stored.decided_by, stored.decided_at) == (
+    assert (stored.triage.status, stored.triage.decided_by, stored.triage.decided_at) == (
         EXPECTED_ROTATION,
         TRIAGER,
         NOW,
@@ -184,7 +184,7 @@ def test_investigate_updates_the_alert_and_replies_in_its_thread(deps: Deps, sto
     assert len(deps.hunter.investigated) == 1
     stored = store.get(event_id)
     assert stored is not None
-    assert stored.status == INVESTIGATING
+    assert stored.triage.status == INVESTIGATING
 
 
 def test_a_stale_click_is_answered_privately_and_changes_nothing(deps: Deps, store: Store) -> None:
@@ -198,7 +198,7 @@ def test_a_stale_click_is_answered_privately_and_changes_nothing(deps: Deps, sto
     assert (name, kwargs["user"]) == ("chat_postEphemeral", TRIAGER)
     stored = store.get(event_id)
     assert stored is not None
-    assert (stored.status, stored.decided_by) == (EXPECTED_ROTATION, "U0DAVE")
+    assert (stored.triage.status, stored.triage.decided_by) == (EXPECTED_ROTATION, "U0DAVE")
 
 
 # ----------------------------------------------------------------------------- registration

@@ -170,7 +170,7 @@ def test_a_record_without_id_or_time_and_no_envelope_values() -> None:
     assert re.fullmatch(r"malformed-[0-9a-f]{32}", event.event_id)
     assert event.event_time == READ_AT
     assert event.problems == (
-        "eventID: int, expected a string (an ID was made from the record's text)",
+        "eventID: number, expected a string (an ID was made from the record's text)",
         "eventTime: unrecognised event time 'yesterday' (the time it was read is shown)",
     )
     assert classify(event).reasons == ("key_for_other_user", "malformed")

@@ -399,34 +399,34 @@ def test_unreadable_text_is_malformed(raw: str | bytes, message: str) -> None:
 # Fields that are dropped one by one: the record is still an event, the field is None (or
 # its default) and named in `problems` as "<dotted.field>: <what was wrong>".
 DROPPED_FIELDS = [
-    ("userIdentity.arn", 123, "userIdentity.arn: int, expected a string"),
+    ("userIdentity.arn", 123, "userIdentity.arn: number, expected a string"),
     ("userIdentity.sessionContext", "assumed",
      "userIdentity.sessionContext: str, expected an object"),
     ("userIdentity.sessionContext.attributes.mfaAuthenticated", 1,
-     "userIdentity.sessionContext.attributes.mfaAuthenticated: int, expected true or false"),
+     "userIdentity.sessionContext.attributes.mfaAuthenticated: number, expected true or false"),
     ("requestParameters", "userName=bob", "requestParameters: str, expected an object"),
     ("requestParameters", ["bob"], "requestParameters: list, expected an object"),
-    ("requestParameters.userName", 42, "requestParameters.userName: int, expected a string"),
+    ("requestParameters.userName", 42, "requestParameters.userName: number, expected a string"),
     ("responseElements", ["accessKey"], "responseElements: list, expected an object"),
     ("responseElements.accessKey", "AKIA", "responseElements.accessKey: str, expected an object"),
     ("responseElements.accessKey.accessKeyId", 1.5,
-     "responseElements.accessKey.accessKeyId: float, expected a string"),
+     "responseElements.accessKey.accessKeyId: number, expected a string"),
     ("responseElements.accessKey.createDate", "yesterday",
      "responseElements.accessKey.createDate: unrecognised date 'yesterday'"),
     ("responseElements.accessKey.createDate", 1749546902,
-     "responseElements.accessKey.createDate: int, expected a string"),
-    ("sourceIPAddress", 3405803786, "sourceIPAddress: int, expected a string"),
-    ("recipientAccountId", 222222222222, "recipientAccountId: int, expected a string"),
-    ("errorCode", 403, "errorCode: int, expected a string"),
-    ("userAgent", 7, "userAgent: int, expected a string"),
+     "responseElements.accessKey.createDate: number, expected a string"),
+    ("sourceIPAddress", 3405803786, "sourceIPAddress: number, expected a string"),
+    ("recipientAccountId", 222222222222, "recipientAccountId: number, expected a string"),
+    ("errorCode", 403, "errorCode: number, expected a string"),
+    ("userAgent", 7, "userAgent: number, expected a string"),
     ("userAgent", {"name": "aws-cli"}, "userAgent: dict, expected a string"),
     ("sessionCredentialFromConsole", 1,
-     "sessionCredentialFromConsole: int, expected true or false"),
+     "sessionCredentialFromConsole: number, expected true or false"),
     ("userIdentity", DELETE, "userIdentity: missing"),
     ("userIdentity", "arn:aws:iam::111111111111:user/bob", "userIdentity: str, expected an object"),
     ("userIdentity", [], "userIdentity: list, expected an object"),
     ("userIdentity.type", DELETE, "userIdentity.type: missing"),
-    ("userIdentity.type", 1, "userIdentity.type: int, expected a string"),
+    ("userIdentity.type", 1, "userIdentity.type: number, expected a string"),
     ("userIdentity.type", "", "userIdentity.type: empty"),
 ]  # fmt: skip
 
@@ -434,12 +434,12 @@ DROPPED_FIELDS = [
 REQUIRED_FIELDS = [
     ("eventID", DELETE, "eventID: missing"),
     ("eventID", "", "eventID: empty"),
-    ("eventID", 12345, "eventID: int, expected a string"),
+    ("eventID", 12345, "eventID: number, expected a string"),
     ("eventID", "e" * 129, "eventID: longer than 128 characters"),
     ("eventTime", DELETE, "eventTime: missing"),
     ("eventTime", "yesterday", "eventTime: unrecognised event time 'yesterday'"),
     ("eventTime", "10/06/2025 09:15", "eventTime: unrecognised event time '10/06/2025 09:15'"),
-    ("eventTime", 1749546902, "eventTime: int, expected a string"),
+    ("eventTime", 1749546902, "eventTime: number, expected a string"),
 ]  # fmt: skip
 
 
@@ -563,7 +563,7 @@ def test_parse_activity_reads_any_event() -> None:
     ("path", "value", "message"),
     [
         ("eventID", DELETE, "eventID: missing"),
-        ("eventName", 7, "eventName: int, expected a string"),
+        ("eventName", 7, "eventName: number, expected a string"),
         ("eventTime", "soon", "eventTime: unrecognised event time 'soon'"),
     ],
 )
@@ -575,7 +575,7 @@ def test_parse_activity_malformed(path: str, value: Any, message: str) -> None:
 def test_parse_activity_drops_fields_one_by_one() -> None:
     activity = parse_activity(with_field(fixture_record(SSO), "userAgent", 7))
     assert activity.user_agent is None
-    assert activity.problems == ("userAgent: int, expected a string",)
+    assert activity.problems == ("userAgent: number, expected a string",)
     assert activity.source_ip == "203.0.113.10"
 
 

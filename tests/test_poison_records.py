@@ -120,7 +120,7 @@ def test_a_lone_surrogate_is_stored_and_alerted_as_text_that_can_be_stored(
     assert alerts_in_channel(make_bot.slack, CHANNEL) == {poisoned: 1, fine: 1}
     stored = bot.store.get(poisoned)
     assert stored is not None
-    agent = str(stored.record["user_agent"])
+    agent = str(stored.finding.event.user_agent)
     agent.encode("utf-8")  # storable, postable text: the surrogate became U+FFFD
     assert "\ufffd" in agent
-    assert "malformed" in stored.record["reasons"]
+    assert "malformed" in stored.finding.reasons

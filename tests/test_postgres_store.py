@@ -189,12 +189,12 @@ def test_a_stored_finding_is_never_overwritten_by_a_later_copy(store: Store) -> 
     assert store.add_findings([make_finding("posted-once", user="someone-else")]) == []
     kept = store.get("posted-once")
     assert kept is not None
-    assert (kept.status, kept.post_state, kept.ts) == (
+    assert (kept.triage.status, kept.message.state, kept.message.ts) == (
         EXPECTED_ROTATION,
         POSTED,
         "1700000000.000100",
     )
-    assert kept.record["actor_name"] == "dave"
+    assert kept.finding.event.actor.name == "dave"
 
 
 def test_stored_findings_round_trip(store: Store) -> None:
@@ -202,8 +202,9 @@ def test_stored_findings_round_trip(store: Store) -> None:
     store.add_findings([finding], now=NOW)
     stored = store.get("round-trip")
     assert stored is not None
-    assert stored.record == {**finding.to_record(), "status": OPEN}
-    assert stored.event_time == NOW - timedelta(minutes=3)
+    assert stored.finding == finding  # typed, as it was stored
+    assert stored.finding.to_record() == finding.to_record()
+    assert stored.finding.event.event_time == NOW - timedelta(minutes=3)
     assert stored.stored_at == NOW
     assert [f.event_id for f in store.findings_between(NOW, NOW + timedelta(seconds=1))] == [
         "round-trip"
@@ -265,7 +266,11 @@ def test_claim_lifecycle(store: Store) -> None:
     assert store.pending_count() == 1
     posted = store.get("old")
     assert posted is not None
-    assert (posted.post_state, posted.channel, posted.ts) == (POSTED, CHANNEL, "1700000000.000200")
+    assert (posted.message.state, posted.message.channel, posted.message.ts) == (
+        POSTED,
+        CHANNEL,
+        "1700000000.000200",
+    )
 
 
 def test_concurrent_posters_open_one_burst_and_claim_its_summary_once(
@@ -278,7 +283,7 @@ def test_concurrent_posters_open_one_burst_and_claim_its_summary_once(
         database_url, 5, lambda own, i: own.join_burst(f"burst-{i}", CHANNEL, ids)[0].id
     )
     (burst_id,) = set(successes(joined))  # every poster got the same burst
-    assert {f.burst_id for f in store.burst_findings(burst_id)} == {burst_id}
+    assert {f.message.burst_id for f in store.burst_findings(burst_id)} == {burst_id}
     assert len(store.burst_findings(burst_id)) == 30
     won = run_together(
         database_url,
@@ -304,17 +309,17 @@ def test_an_attempt_mark_keeps_the_first_attempt_and_survives_an_ambiguous_failu
     store.mark_post_failed("tried", "RemoteDisconnected", maybe_posted=True)
     kept = store.get("tried")
     assert kept is not None
-    assert kept.post_attempted_at == NOW
-    assert kept.thread_ts == "1700000000.000100"
+    assert kept.message.attempted_at == NOW
+    assert kept.message.thread_ts == "1700000000.000100"
     store.mark_post_failed("tried", "Slack API error: fatal_error (HTTP 200)", maybe_posted=False)
     cleared = store.get("tried")
     assert cleared is not None
-    assert cleared.post_attempted_at is None
+    assert cleared.message.attempted_at is None
     assert store.mark_posted("tried", CHANNEL, "1700000000.000500")
     assert not store.mark_posted("tried", CHANNEL, "1700000000.000600")  # the first ts stands
     final = store.get("tried")
     assert final is not None
-    assert final.ts == "1700000000.000500"
+    assert final.message.ts == "1700000000.000500"
 
 
 def test_suppressed_findings_are_never_claimed(store: Store) -> None:
@@ -349,11 +354,7 @@ def test_decide_is_a_compare_and_set(store: Store) -> None:
     assert history[0].at == NOW
     stored = store.get("click")
     assert stored is not None
-    assert (stored.status, stored.assignee, stored.decided_by) == (
-        EXPECTED_ROTATION,
-        None,
-        TRIAGER,
-    )
+    assert (stored.triage.status, stored.triage.decided_by) == (EXPECTED_ROTATION, TRIAGER)
     assert store.decide("no-such-event", EXPECTED_ROTATION, TRIAGER) is None
     with pytest.raises(ValueError, match="unknown status"):
         store.decide("click", "closed", TRIAGER)
@@ -672,7 +673,7 @@ def test_poll_post_and_triage_through_the_bolt_app(
             )
             decided = first.store.get(ids["other"])
             assert decided is not None
-            assert (decided.status, decided.assignee) == (INVESTIGATING, TRIAGER)
+            assert (decided.triage.status, decided.triage.decided_by) == (INVESTIGATING, TRIAGER)
 
             # /keyhunt status from the shared store, answered through response_url.
             body = slash_command_body(

@@ -25,7 +25,7 @@ from bot.render import (
     render_usage,
     triage_buttons,
 )
-from bot.store import PollRun, StoredFinding, TargetHealth
+from bot.stored import POSTED, Message, PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, ButtonValue, decode_value
 from checks.classify import classify
 from checks.cloudtrail import parse_entry
@@ -41,6 +41,8 @@ from checks.model import (
     TargetError,
     Window,
 )
+from checks.record import from_stored
+from checks.rules import headline_for
 from keyhunt_dev import records as r
 from tests.slackbot import (
     CALLER,
@@ -70,23 +72,14 @@ def stored(
     decided_at: datetime | None = None,
     stored_at: datetime = NOW,
 ) -> StoredFinding:
-    values: dict[str, Any] = {
-        "event_id": finding.event.event_id,
-        "record": finding.to_record() | {"status": status},
-        "status": status,
-        "assignee": decided_by if status == INVESTIGATING else None,
-        "decided_by": decided_by,
-        "decided_at": decided_at,
-        "stored_at": stored_at,
-        "post_state": "posted",
-        "post_attempts": 1,
-        "channel": "C0ALERTS",
-        "ts": "1700000000.000100",
-        "thread_ts": None,
-    }
-    # Only the fields this version of StoredFinding has (the store grows columns).
-    names = {f.name for f in dataclasses.fields(StoredFinding)}
-    return StoredFinding(**{k: v for k, v in values.items() if k in names})
+    """A finding as the store hands it back once posted (the typed record, no database)."""
+    return StoredFinding(
+        event_id=finding.event.event_id,
+        finding=dataclasses.replace(finding, status=status),
+        triage=Triage(status, decided_by, decided_at),
+        message=Message(POSTED, 1, "C0ALERTS", "1700000000.000100"),
+        stored_at=stored_at,
+    )
 
 
 def hunt_result(
@@ -170,13 +163,7 @@ def test_alert_shows_the_target_users_keys_when_known() -> None:
             KeyInfo("AKIAOLDOLDOLDOLD1234", "Active", NOW - timedelta(days=212)),
         ),
     )
-    from bot.store import _finding_row  # the record the store keeps, enrichment included
-
-    record = json.loads(_finding_row(finding, NOW)["record"])
-    finding_stored = stored(finding)
-    finding_stored = dataclasses.replace(finding_stored, record=record)
-
-    _, blocks = render_alert(finding_stored, NOW)
+    _, blocks = render_alert(stored(finding), NOW)
 
     assert "*`bob`'s keys now*\n2 active; other key AKIA…1234 Active, 212 days old" in all_text(
         blocks
@@ -255,7 +242,7 @@ def test_any_record_text_renders_literal_and_within_limits(
         "error_code": error,
         "access_key_id": None if error else base.event.access_key_id,
     }
-    finding = dataclasses.replace(stored(base), record=record)
+    finding = stored(from_stored(record))  # as the store would read it back
 
     text, blocks = render_alert(finding, NOW)
 
@@ -536,9 +523,8 @@ def test_code_neutralises_everything_slack_would_interpret() -> None:
 def test_headline_reads_right_for_failed_calls(
     reasons: list[str], error: str | None, expected: str
 ) -> None:
-    from bot.render import headline
-
-    assert headline({"reasons": reasons, "error_code": error}) == expected
+    # The alert's title names what happened by the rule that set the severity.
+    assert headline_for(reasons, error is not None) == expected
 
 
 # --------------------------------------------------------------------------- malformed records
@@ -555,7 +541,7 @@ def test_a_malformed_alert_says_what_could_not_be_read() -> None:
 
     shown = all_text(blocks)
     assert (
-        "⚠ keyhunt could not read: `userAgent` (int, expected a string) · "
+        "⚠ keyhunt could not read: `userAgent` (number, expected a string) · "
         "`requestParameters` (list, expected an object)"
     ) in shown
     assert "part of the CloudTrail record could not be read" in shown  # the Why field
@@ -598,7 +584,7 @@ def test_an_alert_built_from_the_envelope_alone() -> None:
 def test_any_problem_text_renders_inert_and_bounded(problems: list[str]) -> None:
     base = finding_of(key_for_other(NOW))
     record = base.to_record() | {"malformed_fields": problems, "reasons": ["malformed"]}
-    text, blocks = render_alert(dataclasses.replace(stored(base), record=record), NOW)
+    text, blocks = render_alert(stored(from_stored(record)), NOW)
 
     assert_valid(text, blocks)
     if problems:

@@ -209,7 +209,7 @@ def leader(store: Store, replicas: list[Replica]) -> Replica | None:
 
 def posted(store: Store, event_ids: Iterable[str]) -> bool:
     found = [store.get(event_id) for event_id in event_ids]
-    return all(f is not None and f.post_state == POSTED for f in found)
+    return all(f is not None and f.message.state == POSTED for f in found)
 
 
 def add_key_events(fronts: list[FakeAWS], now: datetime, tag: str) -> list[str]:
@@ -303,7 +303,7 @@ def test_one_poller_among_replicas_survives_its_death(
         for event_id, (message,) in alerts.items():
             stored = store.get(event_id)
             assert stored is not None
-            assert stored.ts == message.ts
+            assert stored.message.ts == message.ts
         polls = store.poll_runs_since(now - timedelta(hours=1))
         assert all(run.ok for run in polls)
         for earlier, later in itertools.pairwise(polls):

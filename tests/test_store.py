@@ -79,7 +79,7 @@ def test_add_findings_returns_only_the_new_ones_and_leaves_stored_ones_alone(
     assert again == [second.event.event_id]
     kept = store.get(first.event.event_id)
     assert kept is not None
-    assert (kept.status, kept.post_state, kept.ts) == (
+    assert (kept.triage.status, kept.message.state, kept.message.ts) == (
         EXPECTED_ROTATION,
         POSTED,
         "1700000000.000100",
@@ -94,9 +94,10 @@ def test_a_stored_finding_keeps_the_contract_record(store: Store) -> None:
     stored = store.get(finding.event.event_id)
 
     assert stored is not None
-    assert stored.record == {**finding.to_record(), "status": OPEN}
-    assert stored.event_time == finding.event.event_time
-    assert stored.severity == finding.severity.value
+    assert stored.finding == finding  # typed, as it was stored
+    assert stored.finding.to_record() == finding.to_record()
+    assert stored.finding.event.event_time == finding.event.event_time
+    assert stored.triage.status == OPEN
     assert store.get("no-such-event") is None
 
 
@@ -139,7 +140,7 @@ def test_open_findings_oldest_first_without_suppressed_or_decided(store: Store) 
     assert [f.event_id for f in store.open_findings()] == [old.event.event_id, new.event.event_id]
     skipped = store.get(suppressed.event.event_id)
     assert skipped is not None
-    assert skipped.post_state == SKIPPED
+    assert skipped.message.state == SKIPPED
 
 
 def test_findings_between_is_by_stored_time_newest_event_first(store: Store) -> None:
@@ -198,7 +199,12 @@ def test_posted_leaves_pending_and_a_failure_releases_the_claim(store: Store) ->
     assert store.pending_count() == 1
     posted = store.get(ok.event.event_id)
     assert posted is not None
-    assert (posted.post_state, posted.channel, posted.ts, posted.thread_ts) == (
+    assert (
+        posted.message.state,
+        posted.message.channel,
+        posted.message.ts,
+        posted.message.thread_ts,
+    ) == (
         POSTED,
         "C0ALERTS",
         "1700000000.000100",
@@ -206,7 +212,7 @@ def test_posted_leaves_pending_and_a_failure_releases_the_claim(store: Store) ->
     )
     retry = claim_waiting(store, "anyone", now=NOW)  # released at once, for any process
     assert [f.event_id for f in retry] == [failing.event.event_id]
-    assert retry[0].post_state == PENDING
+    assert retry[0].message.state == PENDING
 
 
 def test_suppressed_findings_are_never_claimed(store: Store) -> None:
@@ -254,12 +260,8 @@ def test_decide_is_compare_and_set_with_an_audit_log(store: Store) -> None:
     ]
     stored = store.get(event_id)
     assert stored is not None
-    assert (stored.status, stored.assignee, stored.decided_by) == (
-        EXPECTED_ROTATION,
-        "U0CAROL",
-        "U0DAVE",
-    )
-    assert stored.decided_at == NOW + timedelta(minutes=2)
+    assert (stored.triage.status, stored.triage.decided_by) == (EXPECTED_ROTATION, "U0DAVE")
+    assert stored.triage.decided_at == NOW + timedelta(minutes=2)
 
 
 def test_a_decision_from_a_message_that_is_no_longer_current_changes_nothing(
@@ -323,7 +325,7 @@ def test_concurrent_different_decisions_leave_a_consistent_chain(url: str, store
         assert after.previous_status == before.status != after.status
     final = store.get(event_id)
     assert final is not None
-    assert final.status == history[-1].status
+    assert final.triage.status == history[-1].status
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -461,8 +463,8 @@ def test_a_schema_1_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
 
     stored = upgraded.get(finding.event.event_id)
     assert stored is not None
-    assert stored.post_attempted_at is None
-    assert stored.burst_id is None
+    assert stored.message.attempted_at is None
+    assert stored.message.burst_id is None
     upgraded.record_poll(PollRun(NOW, NOW, True, True, 0, None, unreadable=3))
     assert [r.unreadable for r in upgraded.poll_runs_since(NOW)] == [3]
     with upgraded.engine.connect() as conn:

@@ -100,10 +100,10 @@ def test_a_replayed_investigate_click_cannot_reopen_an_expected_rotation(
     assert "nothing changed" in answer
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.status == EXPECTED_ROTATION
+    assert stored.triage.status == EXPECTED_ROTATION
     assert [d.status for d in bot.store.history(event_id)] == [EXPECTED_ROTATION]
     time.sleep(0.3)  # let a stray investigation land, if there were one
-    assert investigations(make_bot, str(stored.ts)) == 0
+    assert investigations(make_bot, str(stored.message.ts)) == 0
     assert len(make_bot.slack.calls_to("chat.update")) == 1
 
 
@@ -133,11 +133,15 @@ def test_ten_people_clicking_both_buttons_at_once_make_one_transition(
     assert history[0].previous_status == OPEN
     stored = bot.store.get(event_id)
     assert stored is not None
-    assert stored.status == history[0].status
-    if stored.status == INVESTIGATING:
-        wait_for(lambda: investigations(make_bot, str(stored.ts)) >= 1, what="the investigation")
+    assert stored.triage.status == history[0].status
+    if stored.triage.status == INVESTIGATING:
+        wait_for(
+            lambda: investigations(make_bot, str(stored.message.ts)) >= 1, what="the investigation"
+        )
     time.sleep(0.3)
-    assert investigations(make_bot, str(stored.ts)) == (stored.status == INVESTIGATING)
+    assert investigations(make_bot, str(stored.message.ts)) == (
+        stored.triage.status == INVESTIGATING
+    )
     assert len(make_bot.slack.calls_to("chat.update")) == 1
     assert len(make_bot.slack.ephemerals) == 19
 

@@ -55,37 +55,39 @@ def handle_triage(deps: Deps, body: dict[str, Any], client: Any, action: dict[st
         client.chat_postEphemeral(channel=channel, user=user, text=UNKNOWN_ALERT)
         return
     # Only what the clicked message offered: from the state it showed, by its buttons.
-    shown = button.rendered_for or finding.status
+    shown = button.rendered_for or finding.triage.status
     decision = deps.store.decide(finding.event_id, status, user, deps.clock(), expected=shown)
     current = deps.store.get(finding.event_id) or finding
     if decision is None or not decision.changed:
-        client.chat_postEphemeral(channel=channel, user=user, text=render_stale_click(current))
+        client.chat_postEphemeral(
+            channel=channel, user=user, text=render_stale_click(current.triage)
+        )
         return
-    if current.channel and current.ts:
+    message = current.message
+    if message.channel and message.ts:
         text, blocks = render_alert(current, deps.clock())
-        client.chat_update(channel=current.channel, ts=current.ts, text=text, blocks=blocks)
+        client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
     if status == INVESTIGATING:
         investigate_in_thread(deps, client, current)
 
 
-def investigate_in_thread(deps: Deps, client: Any, finding: StoredFinding) -> None:
+def investigate_in_thread(deps: Deps, client: Any, stored: StoredFinding) -> None:
     """What the clicked key did since it was created, as a reply in the alert's thread."""
-    key = finding.record.get("access_key_id")
-    thread = finding.thread_ts or finding.ts
+    finding, message = stored.finding, stored.message
+    key = finding.event.access_key_id
     if not key:
         client.chat_postMessage(
-            channel=finding.channel,
-            thread_ts=thread,
+            channel=message.channel,
+            thread_ts=message.thread,
             text="The call failed, so there is no key to follow. Check what else the actor "
             "did with `/keyhunt last 24h actor &lt;name&gt;`.",
         )
         return
-    report = deps.hunter.investigate(str(key), Window(finding.event_time, deps.clock()))
-    reasons = [str(r) for r in finding.record.get("reasons") or ()]
-    text, blocks = render_investigation(report, deps.clock(), reasons=reasons)
+    report = deps.hunter.investigate(key, Window(finding.event.event_time, deps.clock()))
+    text, blocks = render_investigation(report, deps.clock(), reasons=finding.reasons)
     client.chat_postMessage(
-        channel=finding.channel,
-        thread_ts=thread,
+        channel=message.channel,
+        thread_ts=message.thread,
         text=text,
         blocks=blocks,
         unfurl_links=False,

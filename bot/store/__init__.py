@@ -6,11 +6,12 @@ once (`ON CONFLICT DO NOTHING`), a post is claimed with a conditional UPDATE bef
 and a triage decision is a compare-and-set on the status, so several processes never
 double-post or lose a decision.
 
+What it hands back (findings typed end to end) is defined in bot.stored.
+
 `Store` is the one object the rest of keyhunt holds; each of its methods hands over to the
 module of its concern:
 
-- `schema`      tables, SCHEMA_VERSION, what each version added, post states
-- `records`     the frozen records the store hands back
+- `schema`      tables, SCHEMA_VERSION, what each version added, lock keys
 - `engine`      the engine (SQLite/PostgreSQL set-up), transactions, shared helpers
 - `migrations`  creating or upgrading the schema
 - `findings`    storing and reading findings
@@ -31,17 +32,11 @@ from sqlalchemy.engine import Engine
 from bot.settings import Settings
 from bot.store import decisions, delivery, findings, leasing, migrations, targets
 from bot.store.engine import Database
-from bot.store.findings import finding_row as _finding_row
-from bot.store.records import Burst, Decision, PollRun, StoredFinding, TargetHealth
 from bot.store.schema import (
     ADDED_COLUMNS,
     BURST_LOCK,
-    FAILED,
     MIGRATION_LOCK,
-    PENDING,
-    POSTED,
     SCHEMA_VERSION,
-    SKIPPED,
     bursts,
     checkpoints,
     findings_table,
@@ -50,6 +45,19 @@ from bot.store.schema import (
     poll_runs,
     schema_info,
     triage_log,
+)
+from bot.stored import (
+    FAILED,
+    PENDING,
+    POSTED,
+    SKIPPED,
+    Burst,
+    Decision,
+    Message,
+    PollRun,
+    StoredFinding,
+    TargetHealth,
+    Triage,
 )
 from checks.model import Finding, Target
 
@@ -64,11 +72,12 @@ __all__ = [
     "SKIPPED",
     "Burst",
     "Decision",
+    "Message",
     "PollRun",
     "Store",
     "StoredFinding",
     "TargetHealth",
-    "_finding_row",
+    "Triage",
     "bursts",
     "checkpoints",
     "findings_table",

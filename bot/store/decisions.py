@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.store.engine import Database, aware, utcnow
-from bot.store.records import Decision
 from bot.store.schema import findings_table, triage_log
-from bot.triage import INVESTIGATING, STATUSES, allowed
+from bot.stored import Decision
+from bot.triage import STATUSES, allowed
 
 
 def decide(
@@ -56,8 +56,6 @@ def decide(
                 changed=False,
             )
         values: dict[str, Any] = {"status": status, "decided_by": user_id, "decided_at": stamp}
-        if status == INVESTIGATING:
-            values["assignee"] = user_id
         result = conn.execute(
             update(findings_table)
             .where(findings_table.c.event_id == event_id, findings_table.c.status == previous)

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 
 from bot.store import findings
 from bot.store.engine import Database, aware, utcnow
-from bot.store.records import Burst, StoredFinding
-from bot.store.schema import BURST_LOCK, FAILED, PENDING, POSTED, bursts, findings_table
+from bot.store.schema import BURST_LOCK, bursts, findings_table
+from bot.stored import FAILED, PENDING, POSTED, Burst, StoredFinding
 
 
 # -- alerts ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +20,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from bot.store.engine import Database, aware, insert_ignore, utcnow
-from bot.store.records import StoredFinding
-from bot.store.schema import PENDING, SKIPPED, findings_table
+from bot.store.schema import findings_table
+from bot.stored import PENDING, SKIPPED, Message, StoredFinding, Triage
 from bot.triage import OPEN
-from checks.model import Finding
-from checks.timeutil import isoformat_z
+from checks.model import Actor, Finding, KeyEvent, Severity
+from checks.record import from_stored, to_stored
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +156,8 @@ def open_findings(db: Database) -> list[StoredFinding]:
 
 # -- rows -----------------------------------------------------------------------------------
 def finding_row(finding: Finding, stamp: datetime) -> dict[str, Any]:
-    """The `findings` row of a new finding: its record as JSON, enrichment included."""
-    record = finding.to_record()
-    if finding.user_keys is not None:
-        record["user_keys"] = [
-            {
-                "access_key_id": k.access_key_id,
-                "status": k.status,
-                "create_date": isoformat_z(k.create_date) if k.create_date else None,
-            }
-            for k in finding.user_keys
-        ]
+    """The `findings` row of a new finding: its record (checks.record.to_stored) as JSON."""
+    record = to_stored(finding)
     account, region = finding.account_id, record["region"]
     return {
         "event_id": finding.event.event_id,
@@ -206,25 +198,55 @@ def degraded_row(row: dict[str, Any], why: str) -> dict[str, Any]:
 
 
 def stored(row: Any) -> StoredFinding:
-    """A `findings` row (its mapping) as the record callers see."""
-    record = json.loads(row["record"])
-    record["status"] = row["status"]
+    """A `findings` row (its mapping) as the typed record callers see."""
+    finding = replace(_finding_of(row), status=row["status"])  # the row's status is current
     return StoredFinding(
         event_id=row["event_id"],
-        record=record,
-        status=row["status"],
-        assignee=row["assignee"],
-        decided_by=row["decided_by"],
-        decided_at=aware(row["decided_at"]),
+        finding=finding,
+        triage=Triage(row["status"], row["decided_by"], aware(row["decided_at"])),
+        message=Message(
+            state=row["post_state"],
+            attempts=row["post_attempts"] or 0,
+            channel=row["channel"],
+            ts=row["ts"],
+            thread_ts=row["thread_ts"],
+            attempted_at=aware(row["post_attempted_at"]),
+            burst_id=row["burst_id"],
+        ),
         stored_at=aware(row["stored_at"]) or utcnow(),
-        post_state=row["post_state"],
-        post_attempts=row["post_attempts"] or 0,
-        channel=row["channel"],
-        ts=row["ts"],
-        thread_ts=row["thread_ts"],
-        post_attempted_at=aware(row["post_attempted_at"]),
-        burst_id=row["burst_id"],
     )
+
+
+def _finding_of(row: Any) -> Finding:
+    """The row's record decoded; one that no longer decodes (edited by hand, or stored by a
+    keyhunt this one cannot read) is still shown, as a malformed finding from its columns."""
+    try:
+        return from_stored(json.loads(row["record"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        why = _kind(exc)
+    log.error("stored finding %r could not be read back (%s)", row["event_id"], why)
+    unknown = Actor(None, None, None, None, None, None, None, None, console_session=False)
+    event = KeyEvent(
+        event_id=str(row["event_id"]),
+        event_time=aware(row["event_time"]) or utcnow(),
+        event_name="CreateAccessKey",
+        account_id=row["account_id"],
+        region=row["region"],
+        actor=unknown,
+        request_user=None,
+        response_user=None,
+        access_key_id=None,
+        key_status=None,
+        key_create_date=None,
+        source_ip=None,
+        user_agent=None,
+        error_code=None,
+        error_message=None,
+        problems=(f"record: its stored copy could not be read back ({why})",),
+    )
+    severity = str(row["severity"])
+    known = severity in {s.value for s in Severity} and severity not in ("low", "info")
+    return Finding(event, Severity(severity) if known else Severity.MEDIUM, ("malformed",))
 
 
 # -- storable text --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The store's schema: every table, the schema version and what each version added.
 
 Tables are SQLAlchemy Core `Table`s on one `metadata`; `migrate` creates them and adds the
-columns of `ADDED_COLUMNS` to an older database. The post states and the advisory-lock keys
-live here too, next to the columns and statements that use them.
+columns of `ADDED_COLUMNS` to an older database. The advisory-lock keys live here
+too; the post states (`post_state`) are bot.stored's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from bot.triage import OPEN
 SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x6B657968  # "keyh": the advisory lock that serialises schema changes
 BURST_LOCK = 0x6B657962  # "keyb": serialises the start of a burst summary
-PENDING, POSTED, SKIPPED, FAILED = "pending", "posted", "skipped", "failed"
 
 metadata = MetaData()
 
@@ -28,7 +27,7 @@ findings_table = Table(
     Column("severity", String(16), nullable=False),
     Column("record", Text, nullable=False),  # CONTRACT fields as JSON, plus enrichment
     Column("status", String(32), nullable=False, default=OPEN),
-    Column("assignee", String(32)),
+    Column("assignee", String(32)),  # unused: decided_by says who investigates
     Column("decided_by", String(32)),
     Column("decided_at", DateTime(timezone=True)),
     Column("stored_at", DateTime(timezone=True), nullable=False, index=True),

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from bot.store.engine import Database, aware, insert_ignore
-from bot.store.records import PollRun, TargetHealth
 from bot.store.schema import checkpoints, poll_runs
+from bot.stored import PollRun, TargetHealth
 from checks.model import Target
 
 

@@ -244,7 +244,7 @@ def _replay(
         out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")
         rotation = parts.store.get("demo-rotation-create")
         sso = parts.store.get("demo-sso-for-deploy-bot")
-        if rotation is None or sso is None or not rotation.ts or not sso.ts:
+        if rotation is None or sso is None or not rotation.message.ts or not sso.message.ts:
             out.line("the alerts were not posted; stopping")
             return 1
         for finding, action, label in (
@@ -252,31 +252,31 @@ def _replay(
             (sso, ACTION_INVESTIGATE, "Investigate"),
         ):
             # What Slack sends back: the button's value as the message holds it.
-            value = encode_value(finding.event_id, finding.status)
+            value = encode_value(finding.event_id, finding.triage.status)
             body = block_action_body(
                 action,
                 value,
                 user_id=TRIAGER,
                 channel_id=CHANNEL,
-                message_ts=str(finding.ts),
+                message_ts=str(finding.message.ts),
                 response_url=slack.response_url("click"),
-                message=slack.messages[CHANNEL][finding.ts].as_dict(),
+                message=slack.messages[CHANNEL][str(finding.message.ts)].as_dict(),
             )
             status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
             out.line(f"<@{TRIAGER}> clicked [{label}] on {finding.event_id}: HTTP {status}")
         _wait(
             lambda: (
                 len(slack.calls_to("chat.update")) >= 2
-                and len(slack.thread(CHANNEL, str(sso.ts))) >= 2
+                and len(slack.thread(CHANNEL, str(sso.message.ts))) >= 2
             )
         )
         for finding in (rotation, sso):
             out.message(
-                slack.messages[CHANNEL][str(finding.ts)].text,
-                slack.messages[CHANNEL][str(finding.ts)].blocks,
+                slack.messages[CHANNEL][str(finding.message.ts)].text,
+                slack.messages[CHANNEL][str(finding.message.ts)].blocks,
                 "updated in place",
             )
-        for reply in slack.thread(CHANNEL, str(sso.ts))[1:]:
+        for reply in slack.thread(CHANNEL, str(sso.message.ts))[1:]:
             out.message(reply.text, reply.blocks, "in the thread")
         forged = post_to_bot(url, body, "not-the-secret")[0]
         out.line(f"The same click with a forged signature: HTTP {forged}, nothing changed.")

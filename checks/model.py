@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,11 @@ class Actor:
     mfa_authenticated: bool | None
     console_session: bool
 
+    @classmethod
+    def unknown(cls, name: str | None = None) -> Actor:
+        """The caller of a record whose userIdentity could not be read: type unknown."""
+        return cls(None, None, name, None, None, None, None, None, console_session=False)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyEvent:
@@ -108,6 +113,29 @@ class KeyEvent:
     error_message: str | None
     # What could not be read, one "<dotted.field>: <what was wrong>" line each (checks.parse).
     problems: tuple[str, ...] = ()
+
+    @classmethod
+    def partial(
+        cls,
+        event_id: str,
+        event_time: datetime,
+        problems: tuple[str, ...],
+        *,
+        event_name: str = "CreateAccessKey",
+        actor: Actor | None = None,
+        **known: str | None,
+    ) -> KeyEvent:
+        """An event of which little could be read: every field not given is None (unknown),
+        and `problems` says what could not be read."""
+        values: dict[str, Any] = {
+            "event_id": event_id,
+            "event_time": event_time,
+            "event_name": event_name,
+            "actor": actor or Actor.unknown(),
+            "problems": problems,
+        }
+        unknown = {f.name: None for f in fields(cls) if f.name not in values}
+        return cls(**(unknown | known | values))
 
     @property
     def malformed(self) -> bool:

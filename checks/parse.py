@@ -195,23 +195,14 @@ def key_event_from_envelope(
     if event_time is None:
         event_time = read_at or datetime.now(UTC)
         problems.append("eventTime: unknown (the time it was read is shown)")
-    return KeyEvent(
-        event_id=event_id,
-        event_time=event_time,
+    return KeyEvent.partial(
+        event_id,
+        event_time,
+        _bounded(problems),
         event_name=envelope.event_name or CREATE_ACCESS_KEY,
-        account_id=None,
-        region=None,
-        actor=_unknown_actor(envelope.username),
+        actor=Actor.unknown(envelope.username),
         request_user=envelope.user_name,
-        response_user=None,
         access_key_id=envelope.access_key_id,
-        key_status=None,
-        key_create_date=None,
-        source_ip=None,
-        user_agent=None,
-        error_code=None,
-        error_message=None,
-        problems=_bounded(problems),
     )
 
 
@@ -348,7 +339,7 @@ def _parse_mapping(
     # CloudTrail writes sessionCredentialFromConsole at the top level of the record.
     console_flag = _opt_flag(record, "sessionCredentialFromConsole", problems)
     if identity is None:
-        actor = _unknown_actor(env.username)
+        actor = Actor.unknown(env.username)
     else:
         actor = _parse_actor(identity, user_agent, console_flag, problems)
 
@@ -498,21 +489,6 @@ def _parse_actor(
                 and actor_type in PERSON_TYPES
             )
         ),
-    )
-
-
-def _unknown_actor(name: str | None) -> Actor:
-    """The caller of a record whose userIdentity could not be read: type unknown."""
-    return Actor(
-        type=None,
-        arn=None,
-        name=name,
-        account_id=None,
-        access_key_id=None,
-        invoked_by=None,
-        session_issuer_arn=None,
-        mfa_authenticated=None,
-        console_session=False,
     )
 
 

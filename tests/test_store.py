@@ -16,7 +16,16 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import update
 
-from bot.store import PENDING, POSTED, SCHEMA_VERSION, SKIPPED, PollRun, Store, schema_info
+from bot.store import (
+    PENDING,
+    POSTED,
+    SCHEMA_VERSION,
+    SKIPPED,
+    PollRun,
+    Store,
+    findings_table,
+    schema_info,
+)
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Finding, Target
 from tests.slackbot import CALLER, REGION, finding_of, key_for_other, root_key, self_key
@@ -127,6 +136,35 @@ def test_statuses_for_many_ids_in_chunks(store: Store) -> None:
     assert statuses[decided] == INVESTIGATING
     assert {s for k, s in statuses.items() if k != decided} == {OPEN}
     assert store.statuses([]) == {}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["not json", '{"event_id": "x"}', '{"event_id": "x", "event_time": "soon", "severity": "hi"}'],
+)
+def test_a_stored_record_that_no_longer_decodes_is_shown_as_malformed_not_lost(
+    store: Store, damage: str
+) -> None:
+    finding = finding_of(key_for_other(NOW, actor="alice", user="bob"))
+    store.add_findings([finding])
+    event_id = finding.event.event_id
+    with store.engine.begin() as conn:  # edited by hand, or written by a keyhunt we cannot read
+        conn.execute(
+            update(findings_table)
+            .where(findings_table.c.event_id == event_id)
+            .values(record=damage)
+        )
+
+    stored = store.get(event_id)
+
+    assert stored is not None
+    assert stored.event_id == event_id
+    assert stored.finding.event.event_time == finding.event.event_time  # from its column
+    assert stored.finding.account_id == CALLER
+    assert stored.finding.reasons == ("malformed",)
+    assert stored.finding.severity == finding.severity  # high stays high
+    assert stored.finding.event.problems[0].startswith("record: its stored copy could not be")
+    assert [f.event_id for f in store.pending()] == [event_id]  # still to be posted
 
 
 def test_open_findings_oldest_first_without_suppressed_or_decided(store: Store) -> None:

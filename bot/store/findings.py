@@ -23,7 +23,7 @@ from bot.store.engine import Database, aware, insert_ignore, utcnow
 from bot.store.schema import findings_table
 from bot.stored import PENDING, SKIPPED, Message, StoredFinding, Triage
 from bot.triage import OPEN
-from checks.model import Actor, Finding, KeyEvent, Severity
+from checks.model import Finding, KeyEvent, Severity
 from checks.record import from_stored, to_stored
 
 log = logging.getLogger(__name__)
@@ -225,24 +225,12 @@ def _finding_of(row: Any) -> Finding:
     except (ValueError, KeyError, TypeError) as exc:
         why = _kind(exc)
     log.error("stored finding %r could not be read back (%s)", row["event_id"], why)
-    unknown = Actor(None, None, None, None, None, None, None, None, console_session=False)
-    event = KeyEvent(
-        event_id=str(row["event_id"]),
-        event_time=aware(row["event_time"]) or utcnow(),
-        event_name="CreateAccessKey",
+    event = KeyEvent.partial(
+        str(row["event_id"]),
+        aware(row["event_time"]) or utcnow(),
+        (f"record: its stored copy could not be read back ({why})",),
         account_id=row["account_id"],
         region=row["region"],
-        actor=unknown,
-        request_user=None,
-        response_user=None,
-        access_key_id=None,
-        key_status=None,
-        key_create_date=None,
-        source_ip=None,
-        user_agent=None,
-        error_code=None,
-        error_message=None,
-        problems=(f"record: its stored copy could not be read back ({why})",),
     )
     severity = str(row["severity"])
     known = severity in {s.value for s in Severity} and severity not in ("low", "info")

@@ -12,26 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from slack_bolt import App
 
 from bot.bolt_fixes import give_lazy_listeners_their_own_pool, install_body_parser_fix
 from bot.health import SchedulerState
-from bot.hunting import HuntRequest
-from bot.listeners import Deps, register_all
+from bot.listeners import Deps, Hunter, register_all
 from bot.settings import Settings
 from bot.store import Store
-from checks.investigate import KeyReport
-from checks.model import HuntResult, Window
-
-
-class Hunter(Protocol):
-    """The hunt path as the bot needs it (bot.hunting.Hunter in production)."""
-
-    def hunt(self, request: HuntRequest) -> HuntResult: ...
-
-    def investigate(self, access_key_id: str, window: Window) -> KeyReport: ...
 
 
 def create_app(

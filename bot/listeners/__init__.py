@@ -13,16 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.health import SchedulerState
+from bot.hunting import HuntRequest
 from bot.settings import Settings
 from bot.store import Store
+from checks.investigate import KeyReport
+from checks.model import HuntResult, Window
 
 if TYPE_CHECKING:
     from slack_bolt import App
 
-    from bot.app import Hunter
+
+class Hunter(Protocol):
+    """The hunt path as the listeners need it (bot.hunting.Hunter in production)."""
+
+    def hunt(self, request: HuntRequest) -> HuntResult: ...
+
+    def investigate(self, access_key_id: str, window: Window) -> KeyReport: ...
 
 
 @dataclass(frozen=True)

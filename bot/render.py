@@ -19,7 +19,7 @@ from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, KeyInfo, TargetError
-from checks.rules import about, headline_for, reason_words, rule_by_id
+from checks.rules import about, headline_for, next_step_for, reason_words, rule_by_id
 
 Blocks = list[dict[str, Any]]
 
@@ -188,6 +188,9 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     buttons = triage_buttons(stored.triage.status, stored.event_id)
     if buttons:
         blocks.append({"type": "actions", "block_id": "triage", "elements": buttons})
+    step = next_step_for(finding.reasons)
+    if step and stored.triage.status != EXPECTED_ROTATION:  # closed: nothing left to do
+        blocks.append(context(f"👉 Next: {escape(step)}"))
     blocks.append(context(f"event {code(stored.event_id, 128)} · keyhunt"))
     return alert_text(finding), blocks
 

@@ -193,6 +193,25 @@ def test_only_the_buttons_that_still_make_sense(status: str, buttons: list[str])
     assert_valid(text, blocks)
 
 
+@pytest.mark.parametrize(
+    ("record", "step"),
+    [
+        (root_key(NOW), "Root keys should not exist: delete it unless you made it seconds ago"),
+        (key_for_other(NOW), "Ask the caller who requested a key for this user"),
+        (self_key(NOW), "Confirm with the user that they made this key"),
+    ],
+)
+def test_an_open_alert_ends_with_its_rules_next_step(record: dict[str, Any], step: str) -> None:
+    _, blocks = render_alert(stored(finding_of(record)), NOW)
+
+    (line,) = [t for t in mrkdwn_texts(blocks) if t.startswith("👉 Next: ")]
+    assert line.removeprefix("👉 Next: ").startswith(step)
+    assert blocks[-2]["type"] == "context"  # just before the footer
+    assert blocks[-1]["type"] == "context"
+    closed = stored(finding_of(record), EXPECTED_ROTATION, "U0CAROL", NOW)
+    assert not [t for t in mrkdwn_texts(render_alert(closed, NOW)[1]) if "Next:" in t]
+
+
 def test_the_decision_line_names_who_and_when() -> None:
     at = NOW + timedelta(minutes=13)
     expected = stored(finding_of(root_key(NOW)), EXPECTED_ROTATION, "U0CAROL", at)

@@ -170,3 +170,14 @@ def test_about_is_one_plain_line(rule: Rule) -> None:
     assert "\n" not in text
     words = text.removeprefix(prefix)  # the id has underscores; the words have no markup
     assert not set(words) & set("*_`<>~"), "plain text: the renderer escapes and formats"
+
+
+def test_every_rule_has_a_place_in_the_next_step_order() -> None:
+    from checks.rules import NEXT_STEP_ORDER, next_step_for
+
+    assert sorted(NEXT_STEP_ORDER) == sorted(rule.id for rule in all_rules())
+    assert len(set(NEXT_STEP_ORDER)) == len(NEXT_STEP_ORDER)
+    # The failed call says more than who it was for; root says more than anything.
+    assert next_step_for(["key_for_other_user", "failed_attempt"]).startswith("No key exists")
+    assert next_step_for(["self_service", "root_actor"]).startswith("Root keys should not")
+    assert next_step_for(["suppressed"]) is None

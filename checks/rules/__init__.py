@@ -156,6 +156,28 @@ def headline_for(reasons: Sequence[str], failed: bool) -> str:
     return tried if failed else done
 
 
+# Which matched rule's next step the alert shows: the one that most changes what to do (no
+# key exists when the call failed; a record partly unread must be checked by hand; a likely
+# rotation says more than self-service alone).
+NEXT_STEP_ORDER = (
+    "root_actor",
+    "failed_attempt",
+    "malformed",
+    "key_for_other_user",
+    "likely_rotation",
+    "self_service",
+    "console",
+)
+
+
+def next_step_for(reasons: Iterable[str]) -> str | None:
+    """The alert's one line of next step, from the first of NEXT_STEP_ORDER among `reasons`;
+    None when no rule matched (a suppressed finding is never posted)."""
+    matched = set(reasons)
+    rule = next((rule_by_id(r) for r in NEXT_STEP_ORDER if r in matched), None)
+    return rule.next_step if rule is not None else None
+
+
 def about(rule: Rule) -> str:
     """The "About this rule" line, plain text: the title and its known false positives."""
     text = f"About {rule.id}: {rule.title}."

@@ -6,10 +6,12 @@ writes inside a transaction that is rolled back.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,7 +43,7 @@ def run_checks(parts: Components, out: TextIO = sys.stdout) -> int:
     results = [CheckResult("configuration", True, "valid")]
     results.extend(check_aws(settings, parts.sessions))
     results.extend(check_slack(settings, parts.slack if settings.slack_bot_token else None))
-    results.append(check_database(lambda: parts.store))
+    results.append(check_database(settings.database_url))
     for result in results:
         print(result.line(), file=out)
     return 0 if all(r.ok for r in results) else 1
@@ -170,16 +172,42 @@ def check_slack(settings: Settings, client: Any | None) -> list[CheckResult]:
     return results
 
 
-def check_database(open_store: Callable[[], Store]) -> CheckResult:
-    """`open_store` creates and migrates the store if need be (Components.store)."""
+def check_database(url: str) -> CheckResult:
+    """Reachable and writable, without creating anything: `check` only probes. A SQLite file
+    that does not exist yet passes when its folder is writable (`serve` creates it)."""
+    fix = "check KEYHUNT_DATABASE_URL and that the volume is writable"
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        folder = path.parent
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return CheckResult(
+                "database",
+                True,
+                f"sqlite {path.name} not created yet; its folder is writable "
+                "(keyhunt serve or poll --once creates it)",
+            )
+        return CheckResult("database", False, f"sqlite folder {folder} is not writable", fix)
+    store = Store(url)  # no migration: a probe changes nothing
     try:
-        store = open_store()
+        with store.engine.connect() as conn:
+            if not store.engine.dialect.has_table(conn, "leases"):
+                return CheckResult(
+                    "database",
+                    True,
+                    f"{store.dialect} reachable; no keyhunt schema yet "
+                    "(keyhunt serve or poll --once creates it)",
+                )
         store.ping()
         return CheckResult("database", True, f"{store.dialect} reachable and writable")
     except Exception as exc:  # noqa: BLE001 - any failure here is the answer
-        return CheckResult(
-            "database",
-            False,
-            f"{type(exc).__name__}: {str(exc)[:200]}",
-            "check KEYHUNT_DATABASE_URL and that the volume is writable",
-        )
+        return CheckResult("database", False, f"{type(exc).__name__}: {str(exc)[:200]}", fix)
+    finally:
+        store.close()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///` URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return Path(path) if path and path != ":memory:" else None

@@ -94,3 +94,38 @@ def test_a_bad_configuration_is_exit_2(
 ) -> None:
     code, _ = check(clean_fake_aws, slack, tmp_path, KEYHUNT_REGIONS="moon-base-1")
     assert code == 2
+
+
+def test_check_probes_the_database_and_never_creates_one(
+    clean_fake_aws: FakeAWS, slack: FakeSlack, tmp_path: Path
+) -> None:
+    database = tmp_path / "fresh.db"
+
+    code, lines = check(
+        clean_fake_aws, slack, tmp_path, KEYHUNT_DATABASE_URL=f"sqlite:///{database}"
+    )
+
+    assert code == 0, lines
+    assert "not created yet; its folder is writable" in line(lines, "database")
+    assert not database.exists()
+    assert not list(tmp_path.glob("*.db*"))  # nor its WAL or journal
+
+
+def test_check_finds_an_existing_database_reachable_and_writable(
+    clean_fake_aws: FakeAWS, slack: FakeSlack, tmp_path: Path
+) -> None:
+    from bot.settings import Settings
+    from bot.store import open_store
+
+    database = tmp_path / "kept.db"
+    store = open_store(Settings(database_url=f"sqlite:///{database}"))
+    store.close()
+
+    code, lines = check(
+        clean_fake_aws, slack, tmp_path, KEYHUNT_DATABASE_URL=f"sqlite:///{database}"
+    )
+
+    assert code == 0, lines
+    assert (
+        " ".join(line(lines, "database").split()) == "PASS database: sqlite reachable and writable"
+    )

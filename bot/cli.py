@@ -14,14 +14,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, why_nothing_was_read
 from bot.settings import ConfigError, load_settings
-from checks.model import Severity, is_account_id
+from checks.model import FATAL_STAGES, Severity, is_account_id
 from checks.timeutil import MAX_LOOKBACK, parse_duration, parse_instant
 
 if TYPE_CHECKING:  # the parts are imported when a command runs, not for --help
     from bot.compose import Components
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("keyhunt")
 
 
@@ -154,6 +154,11 @@ def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
     out.flush()
     for line in describe_errors(result.errors):
         print(f"keyhunt: {line}", file=sys.stderr)
+    if result.targets and len(result.failed_targets) >= len(result.targets):
+        print(
+            f"keyhunt: {why_nothing_was_read(result.errors, parts.settings.role_name)}",
+            file=sys.stderr,
+        )
     if result.stats.malformed:
         print(
             f"keyhunt: {result.stats.malformed} CloudTrail record(s) could be read only in part "
@@ -171,23 +176,29 @@ def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
 
 
 def cmd_key(args: argparse.Namespace, parts: Components) -> int:
-    from bot.hunting import make_window
+    from bot.hunting import make_window, planning_errors
     from bot.terminal import describe_errors, format_key_report, key_report_json
 
     window = make_window(args.last or MAX_LOOKBACK, None, None)
     try:
         report = parts.hunter.investigate(args.access_key_id, window)
-    except Exception as exc:  # noqa: BLE001 - no account could be listed at all
-        print(
-            f"keyhunt: could not list accounts to search: {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
+    except Exception as exc:  # noqa: BLE001 - the search could not even be planned
+        errors = planning_errors(parts.settings, None, exc)
+        for line in describe_errors(errors):
+            print(f"keyhunt: {line}", file=sys.stderr)
+        print(f"keyhunt: {why_nothing_was_read(errors, parts.settings.role_name)}", file=sys.stderr)
         return EXIT_PARTIAL
     sys.stdout.write(
         key_report_json(report) if args.format == "json" else format_key_report(report)
     )
     for line in describe_errors(report.errors):
         print(f"keyhunt: {line}", file=sys.stderr)
+    failed = {e.target for e in report.errors if e.stage in FATAL_STAGES}
+    if report.targets and len(failed) >= len(report.targets):
+        print(
+            f"keyhunt: {why_nothing_was_read(report.errors, parts.settings.role_name)}",
+            file=sys.stderr,
+        )
     return EXIT_OK if report.complete else EXIT_PARTIAL
 
 

@@ -12,8 +12,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from botocore.exceptions import ClientError
+
 from bot.aws import hunt_options, resolve_accounts, targets_for
 from bot.settings import Settings
+from checks.awserror import error_of
 from checks.hunt import run_hunt
 from checks.investigate import KeyReport, investigate_key
 from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError, Window
@@ -104,7 +107,8 @@ class Hunter:
         try:
             targets = self.targets(request.account)
         except Exception as exc:  # noqa: BLE001 - reported as an unread target
-            return _unreadable(self.settings, request, exc)
+            errors = planning_errors(self.settings, request.account, exc)
+            return HuntResult(request.window, [e.target for e in errors], [], errors, HuntStats())
         result = self.hunt_targets(
             targets,
             request.window,
@@ -134,12 +138,18 @@ def apply_statuses(
     return [replace(f, status=known.get(f.event.event_id, f.status)) for f in findings]
 
 
-def _unreadable(settings: Settings, request: HuntRequest, exc: Exception) -> HuntResult:
-    code = getattr(exc, "code", None) or type(exc).__name__
-    where = request.account or "caller"
-    targets = [Target(where, region) for region in settings.regions]
-    errors = [TargetError(t, "accounts", str(code), _first_line(exc)) for t in targets]
-    return HuntResult(request.window, targets, [], errors, HuntStats())
+def planning_errors(settings: Settings, account: str | None, exc: Exception) -> list[TargetError]:
+    """The targets a hunt could not even plan (the accounts could not be listed: no
+    credentials, Organizations refused, ...), each an unread target, never "nothing found"."""
+    if isinstance(exc, ClientError):
+        code = error_of(exc)[0]
+    else:
+        code = str(getattr(exc, "code", None) or type(exc).__name__)
+    where = account or "caller"
+    return [
+        TargetError(Target(where, region), "accounts", code, _first_line(exc))
+        for region in settings.regions
+    ]
 
 
 def _first_line(exc: Exception) -> str:

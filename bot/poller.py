@@ -14,14 +14,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bot import metrics
-from bot.hunting import Hunter
+from bot.aws import NoAccounts
+from bot.hunting import AccountNotConfigured, Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
 from bot.store import PollRun, Store
-from checks.model import FATAL_STAGES, Target, Window
+from checks.awserror import AwsReadFailed
+from checks.model import FATAL_STAGES, Target, TargetError, Window
+from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
+# What AWS or the configuration can do to a poll: logged in one line (the traceback with -v),
+# since there is nothing in it for a developer. Anything else is a bug and logs its traceback.
+EXPECTED_FAILURES = (
+    BotoCoreError,
+    ClientError,
+    AwsReadFailed,
+    AssumeRoleFailed,
+    NoAccounts,
+    AccountNotConfigured,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,8 @@ class PollOutcome:
     failed_targets: list[str]
     delivery: DeliveryReport | None
     error: str | None = None
+    targets: int = 0  # how many targets the poll planned
+    errors: tuple[TargetError, ...] = ()  # why each failed target could not be read
     # CloudTrail records whose JSON could not be read (key events among them still alerted)
     unreadable: int = 0
 
@@ -58,7 +75,11 @@ class Poller:
         try:
             outcome = self._poll(started)
         except Exception as exc:
-            log.exception("poll failed")
+            if isinstance(exc, EXPECTED_FAILURES):
+                log.error("poll failed: %s: %s", type(exc).__name__, exc)
+                log.debug("poll failed", exc_info=True)
+            else:
+                log.exception("poll failed")
             self.store.record_poll(
                 PollRun(
                     started,
@@ -89,14 +110,21 @@ class Poller:
     def _poll(self, now: datetime) -> PollOutcome:
         targets = self.hunter.targets()
         new = unreadable = 0
-        failed: list[str] = []
+        failed: list[TargetError] = []
         for window, group in self._windows(targets, now).items():
             stored, unread, skipped = self._hunt_group(group, window)
             new += stored
             unreadable += skipped
             failed.extend(unread)
         delivery = self.poster.deliver_pending() if self.poster is not None else None
-        return PollOutcome(new, failed, delivery, unreadable=unreadable)
+        return PollOutcome(
+            new,
+            [str(e.target) for e in failed],
+            delivery,
+            unreadable=unreadable,
+            targets=len(targets),
+            errors=tuple(failed),
+        )
 
     def _windows(self, targets: list[Target], now: datetime) -> dict[Window, list[Target]]:
         """Targets grouped by window, so targets that share a checkpoint share one hunt."""
@@ -110,7 +138,9 @@ class Poller:
             groups[Window(start, now)].append(target)
         return groups
 
-    def _hunt_group(self, targets: list[Target], window: Window) -> tuple[int, list[str], int]:
+    def _hunt_group(
+        self, targets: list[Target], window: Window
+    ) -> tuple[int, list[TargetError], int]:
         known = self.store.event_ids_since(window.start)
         result = self.hunter.hunt_targets(targets, window, known_event_ids=known)
         new_ids = self.store.add_findings(result.findings)
@@ -139,4 +169,4 @@ class Poller:
                 log.warning("could not read %s: %s", target, error)
             else:
                 self.store.target_succeeded(target, window.end, stamp)
-        return len(new_ids), [str(t) for t in unread], result.stats.unreadable
+        return len(new_ids), list(unread.values()), result.stats.unreadable

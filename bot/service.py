@@ -9,9 +9,11 @@ import threading
 from datetime import timedelta
 
 from bot.compose import Components
+from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, why_nothing_was_read
+from bot.hunting import planning_errors
+from bot.poller import EXPECTED_FAILURES
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 # How long `poll --once` waits at most for another poller to finish before leaving it the work.
 LEASE_WAIT = timedelta(seconds=60)
 
@@ -35,8 +37,12 @@ def poll_once(parts: Components) -> int:
             return EXIT_OK
         try:
             outcome = parts.poller.run_once()
-        except Exception as exc:  # noqa: BLE001 - a poll that cannot start is reported
-            print(f"keyhunt: poll failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except EXPECTED_FAILURES as exc:  # logged by the poller in one line
+            errors = planning_errors(settings, None, exc)
+            print(f"keyhunt: {why_nothing_was_read(errors, settings.role_name)}", file=sys.stderr)
+            return EXIT_PARTIAL
+        except Exception as exc:  # noqa: BLE001 - a bug: its traceback is in the log above
+            print(f"keyhunt: poll failed: {type(exc).__name__} (see the log)", file=sys.stderr)
             return EXIT_PARTIAL
     delivery = outcome.delivery
     posted = (
@@ -45,6 +51,9 @@ def poll_once(parts: Components) -> int:
     print(f"poll: {outcome.new_findings} new finding(s), {posted}")
     for target in outcome.failed_targets:
         print(f"keyhunt: could not read {target} (see /keyhunt status)", file=sys.stderr)
+    if outcome.targets and len(outcome.failed_targets) >= outcome.targets:
+        reason = why_nothing_was_read(outcome.errors, settings.role_name)
+        print(f"keyhunt: {reason}", file=sys.stderr)
     return EXIT_OK if not outcome.failed_targets else EXIT_PARTIAL
 
 

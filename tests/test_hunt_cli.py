@@ -636,3 +636,59 @@ def test_key_investigation_finds_creation_activity_and_iam_status(
     assert f"IAM: owner {user}" in as_table.stdout
     assert "\x1b" not in as_table.stdout
     assert "\x07" not in as_table.stdout
+
+
+# --------------------------------------------------------------------------- nothing read at all
+
+
+NO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("hunt", "--last", "1h", "--format", "jsonl"),
+        ("key", "AKIAIOSFODNN7EXAMPLE"),
+        ("poll", "--once"),
+    ],
+)
+def test_no_credentials_at_all_is_one_line_naming_the_cause_and_the_fix(
+    keyhunt: Keyhunt, args: tuple[str, ...]
+) -> None:
+    run = keyhunt(*args, **NO_CREDENTIALS)
+
+    assert run.code == 1  # CONTRACT section 1: some (here every) target could not be read
+    assert "Traceback" not in run.stderr
+    assert "could not list accounts" not in run.stderr  # the cause, not a guess
+    (why,) = [line for line in run.stderr.splitlines() if "nothing could be read" in line]
+    assert "NoCredentialsError" in why
+    assert "aws sts get-caller-identity" in why
+    assert run.stdout.strip() in ("", "poll: 0 new finding(s), not posted")
+
+
+def test_every_assume_role_refused_names_the_role_and_its_template(
+    keyhunt: Keyhunt, fake: FakeAWS
+) -> None:
+    for account in (PEER, EMPTY):
+        fake.deny_assume_role(f"arn:aws:iam::{account}:role/KeyHuntReadOnly")
+
+    run = hunt_jsonl(keyhunt, KEYHUNT_ACCOUNTS=f"{PEER},{EMPTY}")
+
+    assert run.code == 1
+    assert run.failures == {
+        f"{PEER}/{REGION}": ("assume_role", "AccessDenied"),
+        f"{EMPTY}/{REGION}": ("assume_role", "AccessDenied"),
+    }
+    (why,) = [line for line in run.stderr.splitlines() if "nothing could be read" in line]
+    assert "every AssumeRole into KeyHuntReadOnly was refused" in why
+    assert "config/cross-account-role.yaml" in why
+
+
+def test_a_partial_hunt_says_nothing_of_nothing_read(keyhunt: Keyhunt, fake: FakeAWS) -> None:
+    fake.deny_assume_role(f"arn:aws:iam::{PEER}:role/KeyHuntReadOnly")
+
+    run = hunt_jsonl(keyhunt, KEYHUNT_ACCOUNTS=f"{CALLER},{PEER}")
+
+    assert run.code == 1
+    assert set(run.failures) == {f"{PEER}/{REGION}"}
+    assert "nothing could be read" not in run.stderr

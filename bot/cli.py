@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -38,10 +40,31 @@ def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
     return convert
 
 
+EPILOG = """\
+examples:
+  keyhunt hunt --last 24h                       new keys in the last day, every account
+  keyhunt hunt --last 7d --min-severity high --format csv > keys.csv
+  keyhunt hunt --since 2026-12-01T00:00Z --user deploy-bot
+  keyhunt key AKIAIOSFODNN7EXAMPLE              who made one key, what it did since
+  keyhunt check                                 is everything reachable? (changes nothing)
+  keyhunt demo                                  the whole product locally, no AWS, no Slack
+
+severities, worst first: critical, high, medium, low, info (the lowest; no rule sets it today).
+
+exit codes:
+  0  everything asked for was read
+  1  some account or region could not be read (each named on stderr; what was
+     read is still printed); a last line says why when nothing could be read
+  2  usage or configuration error (the option or key is named)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keyhunt",
         description="Hunt new long-term IAM access keys in CloudTrail; alert and triage in Slack.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -146,7 +169,9 @@ def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
     out: TextIO = sys.stdout
     fmt = args.format or ("table" if out.isatty() else "jsonl")
     if fmt == "table":
-        out.write(format_table(result, colour=out.isatty()))
+        terminal = out.isatty()
+        width = shutil.get_terminal_size().columns if terminal else None
+        out.write(format_table(result, colour=terminal and wants_colour(os.environ), width=width))
     elif fmt == "jsonl":
         out.write(format_jsonl(result.findings))
     else:
@@ -227,6 +252,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Components], int]] = {
     "serve": cmd_serve,
     "check": cmd_check,
 }
+
+
+def wants_colour(env: Mapping[str, str]) -> bool:
+    """Colour unless NO_COLOR is set to anything (no-color.org) or the terminal is dumb."""
+    return not env.get("NO_COLOR") and env.get("TERM") != "dumb"
 
 
 def _usage(message: str) -> int:

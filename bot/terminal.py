@@ -50,40 +50,80 @@ def summary_line(result: HuntResult) -> str:
     return line
 
 
-def format_table(result: HuntResult, colour: bool = False) -> str:
+# What gives way when the table is wider than the terminal, in this order: the reasons are
+# cut, then the region and source IP columns go, then who → for whom and the status are
+# shortened with "…", then the key ID is shown short (`keyhunt hunt --format jsonl` has it
+# whole). Time, severity and account always stay whole.
+SHRINK_ORDER: tuple[tuple[str, int], ...] = (
+    ("REASONS", 0),  # (column, the width it may shrink to; 0 drops it)
+    ("REGION", 0),
+    ("SOURCE IP", 0),
+    ("WHO → FOR WHOM", 16),
+    ("STATUS", 8),
+    ("KEY", 9),
+)
+GAP = "  "
+
+
+def format_table(result: HuntResult, colour: bool = False, width: int | None = None) -> str:
+    """The hunt as a table; `width` (the terminal's columns) bounds every row, giving way in
+    SHRINK_ORDER; None (output piped to a file) never shortens anything. The summary line is
+    never shortened: it says whether the hunt was partial."""
     lines = [summary_line(result)]
     if result.findings:
         lines.append("")
-        header = ("TIME (UTC)", "SEVERITY", "WHO → FOR WHOM", "ACCOUNT", "REGION", "KEY")
-        rows = [(*header, "STATUS", "REASONS")]
-        for f in result.findings:
-            e = f.event
-            who = safe_text(e.actor.name or e.actor.type or "?", 24)  # "?": unreadable
-            whom = "(self)" if is_own_key(f) else safe_text(e.target_user or "?", 24)
-            rows.append(
-                (
-                    e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-                    SEVERITY_MARK[f.severity],
-                    f"{who} → {whom}",
-                    safe_text(f.account_id or "-"),
-                    safe_text(e.region or "-"),
-                    # The whole key ID: a hunt's answer is for copying into `keyhunt key`.
-                    safe_text(e.access_key_id or "-", 128)
-                    if not e.failed
-                    else f"({safe_text(e.error_code)})",
-                    f.status,
-                    ",".join(f.reasons),
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        for index, row in enumerate(rows):
-            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
-            line = "  ".join(cells)
+        rows = [_row(f) for f in result.findings]
+        header = list(rows[0])
+        table = [dict(zip(header, header, strict=True)), *rows]
+        widths = {name: max(len(row[name]) for row in table) for name in header}
+        for name, least in SHRINK_ORDER:
+            if width is None or _width(widths) <= width:
+                break
+            excess = _width(widths) - width
+            keep = max(widths[name] - excess, least)
+            if keep < max(least, len(name)) or keep == 0:
+                del widths[name]  # the column goes
+            else:
+                widths[name] = max(keep, len(name))
+        for index, row in enumerate(table):
+            cells = [_fit(row[name], size, name) for name, size in widths.items()]
+            line = GAP.join(cells).rstrip()
             if colour and index > 0:
                 severity = result.findings[index - 1].severity
                 line = f"{_COLOURS[severity]}{line}{_RESET}"
-            lines.append(line.rstrip())
+            lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _row(f: Finding) -> dict[str, str]:
+    e = f.event
+    who = safe_text(e.actor.name or e.actor.type or "?", 24)  # "?": unreadable
+    whom = "(self)" if is_own_key(f) else safe_text(e.target_user or "?", 24)
+    # The whole key ID: a hunt's answer is for copying into `keyhunt key`.
+    key = f"({safe_text(e.error_code)})" if e.failed else safe_text(e.access_key_id or "-", 128)
+    return {
+        "TIME (UTC)": e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        "SEVERITY": SEVERITY_MARK[f.severity],
+        "WHO → FOR WHOM": f"{who} → {whom}",
+        "ACCOUNT": safe_text(f.account_id or "-"),
+        "REGION": safe_text(e.region or "-"),
+        "SOURCE IP": safe_text(e.source_ip or "-", 45),
+        "KEY": key,
+        "STATUS": f.status,
+        "REASONS": ",".join(f.reasons),
+    }
+
+
+def _width(widths: dict[str, int]) -> int:
+    return sum(widths.values()) + len(GAP) * (len(widths) - 1)
+
+
+def _fit(text: str, size: int, column: str) -> str:
+    if len(text) <= size:
+        return text.ljust(size)
+    if column == "KEY" and text.startswith(("AKIA", "ASIA")):
+        return short_key(text).ljust(size)
+    return text[: max(size - 1, 0)] + "…"
 
 
 def format_jsonl(findings: Sequence[Finding]) -> str:

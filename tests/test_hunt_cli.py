@@ -692,3 +692,14 @@ def test_a_partial_hunt_says_nothing_of_nothing_read(keyhunt: Keyhunt, fake: Fak
     assert run.code == 1
     assert set(run.failures) == {f"{PEER}/{REGION}"}
     assert "nothing could be read" not in run.stderr
+
+
+def test_help_shows_examples_and_exit_codes(keyhunt: Keyhunt) -> None:
+    run = keyhunt("--help")
+
+    assert run.code == 0
+    assert "keyhunt hunt --last 24h" in run.stdout
+    assert "keyhunt key AKIA" in run.stdout
+    for code in ("0  ", "1  ", "2  "):
+        assert f"\n  {code}" in run.stdout
+    assert "info (the lowest" in run.stdout

@@ -7,7 +7,10 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.terminal import format_csv, format_jsonl, format_table
+import pytest
+
+from bot.cli import wants_colour
+from bot.terminal import SHRINK_ORDER, format_csv, format_jsonl, format_table
 from checks.classify import classify
 from checks.cloudtrail import parse_entry
 from checks.model import Finding, HuntResult, HuntStats, Target, Window
@@ -68,3 +71,64 @@ def test_jsonl_and_csv_carry_malformed_fields() -> None:
     assert tuple(row) == FINDING_FIELDS
     assert row["malformed_fields"] == ";".join(record["malformed_fields"])
     assert row["reasons"] == "malformed"
+
+
+def wide_result() -> HuntResult:
+    own = classify(fixture_case("self_service/positive_path_user_self").event(), target=TARGET)
+    other = classify(
+        fixture_case("key_for_other_user/positive_sso_session_for_deploy_bot").event(), target=TARGET
+    )
+    return result([own, other, envelope_only()])
+
+
+def test_the_table_shows_the_source_ip_and_self_as_slack_does() -> None:
+    table = format_table(wide_result())
+
+    header = table.splitlines()[2]
+    names = ["TIME (UTC)", "SEVERITY", "WHO → FOR WHOM", "ACCOUNT", "REGION", "SOURCE IP", "KEY"]
+    places = [header.index(name) for name in names]
+    assert places == sorted(places)
+    assert "198.51.100." in table or "203.0.113." in table  # the fixtures' documentation IPs
+    (own,) = [line for line in table.splitlines() if "(self)" in line]
+    assert "→ (self)" in own
+
+
+def test_piped_the_table_is_never_shortened() -> None:
+    table = format_table(wide_result(), width=None)
+
+    assert "…" not in table
+    assert "self_service" in table
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_on_a_terminal_every_row_fits_and_what_gives_way_goes_in_order(width: int) -> None:
+    full = format_table(wide_result())
+    table = format_table(wide_result(), width=width)
+
+    lines = table.splitlines()
+    assert lines[0] == full.splitlines()[0]  # the summary is never cut
+    assert all(len(line) <= width for line in lines[1:]), [len(line) for line in lines]
+    header = lines[2]
+    # Time, severity and account always stay.
+    for column in ("TIME (UTC)", "SEVERITY", "ACCOUNT", "KEY"):
+        assert column in header
+    kept = [name for name, _ in SHRINK_ORDER if name in header]
+    dropped = [name for name, _ in SHRINK_ORDER if name not in header]
+    if dropped:  # a column only goes once every one before it in the order has gone
+        assert SHRINK_ORDER[: len(dropped)] == tuple(o for o in SHRINK_ORDER if o[0] in dropped)
+    assert kept == [name for name, _ in SHRINK_ORDER[len(dropped) :]]
+
+
+def test_at_80_columns_the_key_is_shown_short_and_still_names_its_ends() -> None:
+    table = format_table(wide_result(), width=80)
+
+    assert "AKIA…ZZZZ" in table
+    assert "REASONS" not in table
+
+
+@pytest.mark.parametrize(
+    ("env", "colour"),
+    [({}, True), ({"NO_COLOR": "1"}, False), ({"NO_COLOR": ""}, True), ({"TERM": "dumb"}, False)],
+)
+def test_colour_honours_no_color_and_dumb_terminals(env: dict[str, str], colour: bool) -> None:
+    assert wants_colour(env) is colour

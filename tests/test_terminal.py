@@ -75,9 +75,8 @@ def test_jsonl_and_csv_carry_malformed_fields() -> None:
 
 def wide_result() -> HuntResult:
     own = classify(fixture_case("self_service/positive_path_user_self").event(), target=TARGET)
-    other = classify(
-        fixture_case("key_for_other_user/positive_sso_session_for_deploy_bot").event(), target=TARGET
-    )
+    sso = fixture_case("key_for_other_user/positive_sso_session_for_deploy_bot")
+    other = classify(sso.event(), target=TARGET)
     return result([own, other, envelope_only()])
 
 

@@ -21,7 +21,7 @@ from checks.hunt import run_hunt
 from checks.investigate import KeyReport, investigate_key
 from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError, Window
 from checks.sessions import AwsSessions
-from checks.timeutil import MAX_LOOKBACK
+from checks.timeutil import MAX_LOOKBACK, isoformat_z
 
 
 class AccountNotConfigured(Exception):
@@ -61,9 +61,15 @@ def make_window(
         return Window(current - (last or timedelta(hours=24)), current)
     end = min(until or current, current)
     if since < current - MAX_LOOKBACK:
-        raise ValueError("--since is more than 90 days ago (CloudTrail's event history)")
+        raise ValueError(
+            f"--since {isoformat_z(since)} is more than 90 days ago (CloudTrail keeps 90 days)"
+        )
+    if since > current:
+        raise ValueError(
+            f"--since {isoformat_z(since)} is in the future (now {isoformat_z(current)})"
+        )
     if since > end:
-        raise ValueError("--since is after --until (or in the future)")
+        raise ValueError(f"--since {isoformat_z(since)} is after --until {isoformat_z(end)}")
     return Window(since, end)
 
 

@@ -703,3 +703,30 @@ def test_help_shows_examples_and_exit_codes(keyhunt: Keyhunt) -> None:
     for code in ("0  ", "1  ", "2  "):
         assert f"\n  {code}" in run.stdout
     assert "info (the lowest" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--since", "2099-01-01T00:00Z"), "--since 2099-01-01T00:00:00Z is in the future (now "),
+        (("--since", "2001-01-01T00:00Z"), "--since 2001-01-01T00:00:00Z is more than 90 days ago"),
+    ],
+)
+def test_a_window_it_cannot_search_is_named_by_its_value(
+    keyhunt: Keyhunt, args: tuple[str, ...], said: str
+) -> None:
+    run = keyhunt("hunt", *args)
+
+    assert run.code == 2
+    assert said in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_since_after_until_names_both(keyhunt: Keyhunt) -> None:
+    since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    run = keyhunt("hunt", "--since", since, "--until", until)
+
+    assert run.code == 2
+    assert f"--since {since} is after --until {until}" in run.stderr

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,8 @@ CALLER = "123456789012"  # moto's default account: the account keyhunt runs in
 PROD = "222222222222"
 CHANNEL = "C0ALERTS"
 TRIAGER = "U0CAROL"
+# What the Slack stand-in calls them (conversations.info, users.info), as a workspace would.
+NAMES = {CHANNEL: "security-alerts", TRIAGER: "carol"}
 SIGNING_SECRET = "demo-signing-secret"
 BOT_TOKEN = "xoxb-demo-token"
 
@@ -32,16 +35,16 @@ def run_demo(quiet: bool = False) -> int:
         from keyhunt_dev.slack import FakeSlack
     except ImportError as exc:
         print(
-            f"keyhunt demo needs the demo extra (pip install 'keyhunt[demo]'): {exc}",
+            f"keyhunt demo needs the development package (pip install -e ./dev): {exc}",
             file=sys.stderr,
         )
         return 2
-    out = _Printer(quiet)
     with (
         tempfile.TemporaryDirectory(prefix="keyhunt-demo-") as tmp,
         FakeAWS() as aws,
-        FakeSlack(BOT_TOKEN, channels=(CHANNEL,)) as slack,
+        FakeSlack(BOT_TOKEN, channels=(CHANNEL,), names=NAMES) as slack,
     ):
+        out = _Printer(quiet, _SlackNames(slack.api_url))
         _isolate_aws(aws.endpoint_url, Path(tmp))
         now = datetime.now(UTC).replace(microsecond=0)
         keys = _seed(aws, now)
@@ -231,7 +234,7 @@ def _replay(
     delivery = outcome.delivery
     out.line(
         f"{outcome.new_findings} new findings stored; "
-        f"{delivery.posted if delivery else 0} alerts posted to #{CHANNEL.lower()}; "
+        f"{delivery.posted if delivery else 0} alerts posted to {out.names.channel(CHANNEL)}; "
         f"{len(aws.calls)} LookupEvents calls."
     )
     for message in slack.channel_messages(CHANNEL):
@@ -263,7 +266,8 @@ def _replay(
                 message=slack.messages[CHANNEL][str(finding.message.ts)].as_dict(),
             )
             status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
-            out.line(f"<@{TRIAGER}> clicked [{label}] on {finding.event_id}: HTTP {status}")
+            who = out.names.user(TRIAGER)
+            out.line(f"{who} clicked [{label}] on {finding.event_id}: HTTP {status}")
         _wait(
             lambda: (
                 len(slack.calls_to("chat.update")) >= 2
@@ -317,11 +321,38 @@ def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-class _Printer:
-    """Renders Slack messages for a terminal: enough to read, no attempt at pixel fidelity."""
+class _SlackNames:
+    """Channel and user names, asked of the Slack stand-in as a Slack client would."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, api_url: str) -> None:
+        from slack_sdk import WebClient
+
+        self.client = WebClient(token=BOT_TOKEN, base_url=api_url)
+        self.cache: dict[str, str] = {}
+
+    def channel(self, channel_id: str) -> str:
+        if channel_id not in self.cache:
+            info = self.client.conversations_info(channel=channel_id)
+            self.cache[channel_id] = f"#{info['channel']['name']}"
+        return self.cache[channel_id]
+
+    def user(self, user_id: str) -> str:
+        if user_id not in self.cache:
+            info = self.client.users_info(user=user_id)
+            self.cache[user_id] = f"@{info['user']['name']}"
+        return self.cache[user_id]
+
+
+class _Printer:
+    """Slack messages for a terminal, as Slack would show them: bold markers dropped outside
+    code spans, entities decoded, mentions and channels by name, lines wrapped at words. What
+    came from CloudTrail is shown as it is: never cut, never rewritten."""
+
+    WIDTH = 96
+
+    def __init__(self, quiet: bool, names: _SlackNames) -> None:
         self.quiet = quiet
+        self.names = names
 
     def title(self, text: str) -> None:
         if not self.quiet:
@@ -334,15 +365,32 @@ class _Printer:
     def message(self, text: str, blocks: list[dict[str, Any]], note: str = "") -> None:
         if self.quiet:
             return
-        width = 96
+        width = self.WIDTH
         label = f" {note} " if note else ""
         print("┌" + label.center(width, "─") + "┐")
-        print("│ " + _unescape(text)[: width - 2].ljust(width - 2) + " │")
+        for chunk in _wrap(self.readable(text), width - 2):
+            print("│ " + chunk.ljust(width - 2) + " │")
         print("│" + " " * width + "│")
         for line in _blocks_to_lines(blocks):
-            for chunk in _wrap(line, width - 2):
+            for chunk in _wrap(self.readable(line), width - 2):
                 print("│ " + chunk.ljust(width - 2) + " │")
         print("└" + "─" * width + "┘")
+
+    def readable(self, text: str) -> str:
+        """mrkdwn as Slack renders it, in plain text."""
+        parts = re.split(r"(`[^`\n]*`)", text)  # code spans are shown exactly as they are
+        shown = []
+        for part in parts:
+            if not part.startswith("`"):
+                # Outside code spans a `*` is keyhunt's own bold marker (what came from
+                # CloudTrail is always in a code span), so every one goes.
+                part = part.replace("*", "")
+                part = re.sub(r"<@([A-Z0-9]+)>", lambda m: self.names.user(m.group(1)), part)
+                part = re.sub(
+                    r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: self.names.channel(m.group(1)), part
+                )
+            shown.append(part.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+        return "".join(shown)
 
 
 def _blocks_to_lines(blocks: list[dict[str, Any]]) -> list[str]:
@@ -354,16 +402,19 @@ def _blocks_to_lines(blocks: list[dict[str, Any]]) -> list[str]:
             texts += [f["text"] for f in block.get("fields", [])]
             texts += [e.get("text", "") for e in block.get("elements", [])]
             for text in texts:
-                lines.extend(_unescape(text).splitlines())
+                lines.extend(text.splitlines())
         elif kind == "actions":
             lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
     return lines
 
 
-def _unescape(text: str) -> str:
-    text = re.sub(r"\*([^*\n]+)\*", r"\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def _wrap(line: str, width: int) -> list[str]:
-    return [line[i : i + width] for i in range(0, max(len(line), 1), width)]
+    """At word boundaries; a word longer than the line (a key ID, an ARN) is split, never cut."""
+    return textwrap.wrap(
+        line,
+        width,
+        break_on_hyphens=False,
+        replace_whitespace=False,
+        drop_whitespace=True,
+        subsequent_indent="  ",
+    ) or [""]

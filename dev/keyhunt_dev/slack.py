@@ -64,7 +64,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,8 +278,12 @@ class FakeSlack:
         bot_user_id: str = "U0BOT",
         channels: Iterable[str] = ("C0ALERTS",),
         clock: Callable[[], float] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
-        """``clock`` (epoch seconds, ``time.time`` by default) is where message ts come from."""
+        """``clock`` (epoch seconds, ``time.time`` by default) is where message ts come from;
+        ``names`` gives channels and users a name (``conversations.info``, ``users.info``)
+        other than their ID in lower case."""
+        self.names = dict(names or {})
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -663,8 +667,8 @@ class FakeSlack:
             "ok": True,
             "channel": {
                 "id": channel,
-                "name": channel.lower(),
-                "name_normalized": channel.lower(),
+                "name": self.names.get(channel, channel.lower()),
+                "name_normalized": self.names.get(channel, channel.lower()),
                 "is_channel": True,
                 "is_private": False,
                 "is_archived": False,
@@ -757,7 +761,7 @@ class FakeSlack:
         user_id = _optional_str(args.get("user"))
         if not user_id:
             raise _SlackError("user_not_found")
-        name = user_id.lower()
+        name = self.names.get(user_id, user_id.lower())
         return {
             "ok": True,
             "user": {

@@ -1,0 +1,69 @@
+"""`keyhunt demo` end to end, as a newcomer runs it: exit 0, and messages printed faithfully."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_keyhunt
+
+BOX = 98  # the printer's width plus its two borders
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    home = tmp_path_factory.mktemp("demo")
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    done = run_keyhunt(["demo"], env, Path(home), timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def boxed_texts(output: str) -> list[str]:
+    """Each message's lines, continuation lines (indented by the wrap) joined back."""
+    texts: list[str] = []
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        text = line[2:-2].rstrip()
+        if text.startswith("  ") and texts:
+            texts[-1] += " " + text.strip()
+        else:
+            texts.append(text)
+    return texts
+
+
+def test_every_line_fits_its_box(demo: str) -> None:
+    for line in demo.splitlines():
+        if line and line[0] in "│┌└":
+            assert len(line) == BOX, line
+
+
+def test_a_headline_is_wrapped_at_words_never_cut(demo: str) -> None:
+    texts = boxed_texts(demo)
+    (failed,) = [t for t in texts if "mallory tried to create an access key for bob" in t]
+    assert failed.endswith("in 123456789012, us-east-1")
+    (hunt,) = [t for t in texts if t.startswith("Hunted 2 accounts") and "(" in t]
+    assert re.search(r": 4 findings \(critical 1 · high 1 · medium 1 · low 1\)$", hunt)
+
+
+def test_cloudtrail_text_is_shown_exactly_as_it_came(demo: str) -> None:
+    assert "`Boto3/1.35.0 md/Botocore#1.35.0 <!channel> *urgent*`" in boxed_texts(demo)
+
+
+def test_names_are_resolved_through_the_slack_stand_in(demo: str) -> None:
+    assert "alerts posted to #security-alerts" in demo
+    assert "@carol clicked [Expected rotation]" in demo
+    assert "marked by @carol" in demo
+    assert "<@U0CAROL>" not in demo
+    assert "#c0alerts" not in demo

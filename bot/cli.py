@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
     from bot.hunting import HuntRequest, make_window
-    from bot.terminal import describe_errors, format_csv, format_jsonl, format_table
+    from bot.terminal import Progress, describe_errors, format_csv, format_jsonl, format_table
 
     if args.until is not None and args.since is None:
         return _usage("argument --until: needs --since")
@@ -165,7 +165,15 @@ def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
     except ValueError as exc:
         return _usage(str(exc))
     request = HuntRequest(window, args.user, args.actor, args.account, args.min_severity)
-    result = parts.hunter.hunt(request)
+    # A progress line only where a person watches: stderr a terminal (never when piped).
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = parts.hunter.hunt(
+            request, on_target_done=progress.target_done if progress else None
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     out: TextIO = sys.stdout
     fmt = args.format or ("table" if out.isatty() else "jsonl")
     if fmt == "table":

@@ -108,8 +108,9 @@ class Hunter:
             raise AccountNotConfigured(account, accounts)
         return targets_for(self.settings, accounts, account)
 
-    def hunt(self, request: HuntRequest) -> HuntResult:
-        """A hunt someone asked for: planning failures are unread targets, never "nothing"."""
+    def hunt(self, request: HuntRequest, **progress: Any) -> HuntResult:
+        """A hunt someone asked for: planning failures are unread targets, never "nothing".
+        `progress` may carry `on_target_done` (checks.hunt.HuntOptions) for a progress line."""
         try:
             targets = self.targets(request.account)
         except Exception as exc:  # noqa: BLE001 - reported as an unread target
@@ -121,6 +122,7 @@ class Hunter:
             user=request.user,
             actor=request.actor,
             min_severity=request.min_severity,
+            **progress,
         )
         source = self._statuses()
         if source is not None:

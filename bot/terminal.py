@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TextIO
 
 from bot.present import hunt_headline, is_own_key, short_key, tally, visible
 from checks.investigate import KeyReport
-from checks.model import Finding, HuntResult, Severity, TargetError
+from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError
 from checks.record import FINDING_FIELDS
 from checks.timeutil import isoformat_z
 
@@ -233,3 +236,43 @@ def key_report_json(report: KeyReport) -> str:
         "errors": [str(e) for e in report.errors],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+class Progress:
+    """`hunting: 3/20 targets · 41 pages · 2 throttled` on one line of a terminal, rewritten in
+    place as targets finish; shown only once the hunt has run `after` seconds (a quick hunt
+    prints nothing) and wiped by `close`. Give it a stream that is a terminal: piped output
+    never gets one."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        after: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream, self.after, self.clock = stream, after, clock
+        self.started = clock()
+        self.done = self.pages = self.throttled = 0
+        self.shown = False
+        self._lock = threading.Lock()
+
+    def target_done(self, target: Target, stats: HuntStats, total: int) -> None:
+        with self._lock:
+            self.done += 1
+            self.pages += stats.lookup_calls
+            self.throttled += stats.throttled
+            if self.clock() - self.started < self.after:
+                return
+            line = f"hunting: {self.done}/{total} targets · {self.pages} pages"
+            if self.throttled:
+                line += f" · {self.throttled} throttled"
+            self.stream.write(f"\r\033[K{line}")
+            self.stream.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self.shown:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+                self.shown = False

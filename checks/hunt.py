@@ -60,6 +60,9 @@ class HuntOptions:
     rate_per_target: float = 2.0
     throttling: Throttling = field(default_factory=Throttling)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Called from the hunt's threads as each target finishes (target, its stats, how many
+    # targets in all): what a progress line needs. Must be quick and thread-safe.
+    on_target_done: Callable[[Target, HuntStats, int], None] | None = None
 
 
 @dataclass(slots=True)
@@ -77,8 +80,15 @@ def run_hunt(
 ) -> HuntResult:
     opts = options or HuntOptions()
     workers = max(1, min(opts.max_workers, len(targets)))
+
+    def one(target: Target) -> _TargetOutcome:
+        outcome = hunt_target(target, window, clients, opts)
+        if opts.on_target_done is not None:
+            opts.on_target_done(target, outcome.stats, len(targets))
+        return outcome
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hunt") as pool:
-        outcomes = list(pool.map(lambda t: hunt_target(t, window, clients, opts), targets))
+        outcomes = list(pool.map(one, targets))
         findings, errors, stats = _merge(outcomes)
         if opts.enrich and findings:
             findings = _enrich(findings, clients, pool, errors, stats)

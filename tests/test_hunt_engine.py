@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
 from checks.hunt import HuntOptions, run_hunt
-from checks.model import Finding, Target, Window
+from checks.model import Finding, HuntStats, Target, Window
 from checks.ratelimit import RateLimiter
 from checks.sessions import AwsSessions
 from keyhunt_dev.aws import FakeAWS
@@ -458,3 +458,22 @@ def test_no_real_aws_credentials_are_visible() -> None:
     assert os.environ["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
     assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
     assert boto3.Session().get_credentials() is None
+
+
+def test_each_target_reports_once_as_it_finishes(
+    fake: FakeAWS, sessions: AwsSessions, window: Window, now: datetime
+) -> None:
+    targets = [Target(a, r) for a in (CALLER, PEER) for r in (REGION, OTHER_REGION)]
+    fake.add_events(CALLER, REGION, bulk_creations(root(CALLER), 60, now - timedelta(minutes=1)))
+    seen: list[tuple[Target, int, int]] = []
+    lock = threading.Lock()
+
+    def done(target: Target, stats: HuntStats, total: int) -> None:
+        with lock:
+            seen.append((target, stats.lookup_calls, total))
+
+    result = run_hunt(targets, window, sessions, HuntOptions(now=lambda: now, on_target_done=done))
+
+    assert sorted(str(t) for t, _, _ in seen) == sorted(map(str, targets))  # each once
+    assert {total for _, _, total in seen} == {4}
+    assert sum(pages for _, pages, _ in seen) == result.stats.lookup_calls

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.cli import wants_colour
-from bot.terminal import SHRINK_ORDER, format_csv, format_jsonl, format_table
+from bot.terminal import SHRINK_ORDER, Progress, format_csv, format_jsonl, format_table
 from checks.classify import classify
 from checks.cloudtrail import parse_entry
 from checks.model import Finding, HuntResult, HuntStats, Target, Window
@@ -131,3 +131,28 @@ def test_at_80_columns_the_key_is_shown_short_and_still_names_its_ends() -> None
 )
 def test_colour_honours_no_color_and_dumb_terminals(env: dict[str, str], colour: bool) -> None:
     assert wants_colour(env) is colour
+
+
+def test_progress_shows_only_after_a_while_and_wipes_itself() -> None:
+    stream = io.StringIO()
+    now = [0.0]
+    progress = Progress(stream, after=2.0, clock=lambda: now[0])
+
+    progress.target_done(TARGET, HuntStats(lookup_calls=3), 3)  # quick: nothing shown
+    assert stream.getvalue() == ""
+    now[0] = 2.5
+    progress.target_done(TARGET, HuntStats(lookup_calls=2, throttled=1), 3)
+    assert stream.getvalue().endswith("hunting: 2/3 targets · 5 pages · 1 throttled")
+    progress.close()
+
+    assert stream.getvalue().endswith("\r\033[K")  # the line is wiped before the answer
+    progress.close()  # twice is harmless
+    assert stream.getvalue().count("\r\033[K") == 2
+
+
+def test_a_quick_hunt_never_shows_progress() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream, after=2.0, clock=lambda: 0.0)
+    progress.target_done(TARGET, HuntStats(), 1)
+    progress.close()
+    assert stream.getvalue() == ""

@@ -16,9 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, why_nothing_was_read
+from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, say_if_nothing_was_read
 from bot.settings import ConfigError, load_settings
-from checks.model import FATAL_STAGES, Severity, is_account_id
+from checks.model import Severity, is_account_id
 from checks.timeutil import MAX_LOOKBACK, parse_duration, parse_instant
 
 if TYPE_CHECKING:  # the parts are imported when a command runs, not for --help
@@ -187,11 +187,7 @@ def cmd_hunt(args: argparse.Namespace, parts: Components) -> int:
     out.flush()
     for line in describe_errors(result.errors):
         print(f"keyhunt: {line}", file=sys.stderr)
-    if result.targets and len(result.failed_targets) >= len(result.targets):
-        print(
-            f"keyhunt: {why_nothing_was_read(result.errors, parts.settings.role_name)}",
-            file=sys.stderr,
-        )
+    say_if_nothing_was_read(len(result.targets), result.errors, parts.settings.role_name)
     if result.stats.malformed:
         print(
             f"keyhunt: {result.stats.malformed} CloudTrail record(s) could be read only in part "
@@ -219,19 +215,14 @@ def cmd_key(args: argparse.Namespace, parts: Components) -> int:
         errors = planning_errors(parts.settings, None, exc)
         for line in describe_errors(errors):
             print(f"keyhunt: {line}", file=sys.stderr)
-        print(f"keyhunt: {why_nothing_was_read(errors, parts.settings.role_name)}", file=sys.stderr)
+        say_if_nothing_was_read(len(errors), errors, parts.settings.role_name)
         return EXIT_PARTIAL
     sys.stdout.write(
         key_report_json(report) if args.format == "json" else format_key_report(report)
     )
     for line in describe_errors(report.errors):
         print(f"keyhunt: {line}", file=sys.stderr)
-    failed = {e.target for e in report.errors if e.stage in FATAL_STAGES}
-    if report.targets and len(failed) >= len(report.targets):
-        print(
-            f"keyhunt: {why_nothing_was_read(report.errors, parts.settings.role_name)}",
-            file=sys.stderr,
-        )
+    say_if_nothing_was_read(len(report.targets), report.errors, parts.settings.role_name)
     return EXIT_OK if report.complete else EXIT_PARTIAL
 
 

@@ -8,7 +8,9 @@ named on stderr and, when nothing at all was read, one line naming the cause and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from checks.model import FATAL_STAGES, TargetError
 
@@ -66,3 +68,12 @@ def why_nothing_was_read(errors: Sequence[TargetError], role_name: str) -> str:
     first = fatal[0] if fatal else None
     cause = f"{first.stage} failed with {first.code}" if first else "no target was read"
     return f"nothing could be read: {cause}; each failure is named above"
+
+
+def say_if_nothing_was_read(
+    targets: int, errors: Sequence[TargetError], role_name: str, stream: TextIO | None = None
+) -> None:
+    """When none of `targets` could be read, `why_nothing_was_read` on stderr; else nothing."""
+    failed = {e.target for e in errors if e.stage in FATAL_STAGES}
+    if targets and len(failed) >= targets:
+        print(f"keyhunt: {why_nothing_was_read(errors, role_name)}", file=stream or sys.stderr)

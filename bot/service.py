@@ -9,7 +9,7 @@ import threading
 from datetime import timedelta
 
 from bot.compose import Components
-from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, why_nothing_was_read
+from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, say_if_nothing_was_read
 from bot.hunting import planning_errors
 from bot.poller import EXPECTED_FAILURES
 
@@ -39,7 +39,7 @@ def poll_once(parts: Components) -> int:
             outcome = parts.poller.run_once()
         except EXPECTED_FAILURES as exc:  # logged by the poller in one line
             errors = planning_errors(settings, None, exc)
-            print(f"keyhunt: {why_nothing_was_read(errors, settings.role_name)}", file=sys.stderr)
+            say_if_nothing_was_read(len(errors), errors, settings.role_name)
             return EXIT_PARTIAL
         except Exception as exc:  # noqa: BLE001 - a bug: its traceback is in the log above
             print(f"keyhunt: poll failed: {type(exc).__name__} (see the log)", file=sys.stderr)
@@ -51,9 +51,7 @@ def poll_once(parts: Components) -> int:
     print(f"poll: {outcome.new_findings} new finding(s), {posted}")
     for target in outcome.failed_targets:
         print(f"keyhunt: could not read {target} (see /keyhunt status)", file=sys.stderr)
-    if outcome.targets and len(outcome.failed_targets) >= outcome.targets:
-        reason = why_nothing_was_read(outcome.errors, settings.role_name)
-        print(f"keyhunt: {reason}", file=sys.stderr)
+    say_if_nothing_was_read(outcome.targets, outcome.errors, settings.role_name)
     return EXIT_OK if not outcome.failed_targets else EXIT_PARTIAL
 
 

@@ -42,7 +42,6 @@ from checks.model import (
     Window,
 )
 from checks.record import from_stored
-from checks.rules import headline_for
 from keyhunt_dev import records as r
 from tests.slackbot import (
     CALLER,
@@ -543,7 +542,14 @@ def test_headline_reads_right_for_failed_calls(
     reasons: list[str], error: str | None, expected: str
 ) -> None:
     # The alert's title names what happened by the rule that set the severity.
-    assert headline_for(reasons, error is not None) == expected
+    base = finding_of(key_for_other(NOW))
+    event = dataclasses.replace(base.event, error_code=error)
+    finding = dataclasses.replace(base, event=event, reasons=tuple(reasons))
+
+    _, blocks = render_alert(stored(finding), NOW)
+
+    title = mrkdwn_texts(blocks)[0].splitlines()[0]
+    assert title.endswith(f" — {expected}*")
 
 
 # --------------------------------------------------------------------------- malformed records

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: test lint typecheck unit demo bench clean
+.PHONY: test lint typecheck unit demo demo-shell bench clean
 
 $(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/keyhunt demo
+
+# The demo's world kept up (until Ctrl-C) for a second shell: `. .keyhunt-demo/env`.
+demo-shell: $(STAMP)
+	$(BIN)/keyhunt demo --keep
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

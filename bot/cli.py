@@ -48,6 +48,7 @@ examples:
   keyhunt key AKIAIOSFODNN7EXAMPLE              who made one key, what it did since
   keyhunt check                                 is everything reachable? (changes nothing)
   keyhunt demo                                  the whole product locally, no AWS, no Slack
+  keyhunt demo --keep                           ...and stay up: `. .keyhunt-demo/env` elsewhere
 
 severities, worst first: critical, high, medium, low, info (the lowest; no rule sets it today).
 
@@ -124,8 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default $PORT, else 3000)")
 
     commands.add_parser("check", help="validate config, AWS access and Slack auth")
-    demo = commands.add_parser("demo", help="run the whole product locally with fakes")
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole product locally with fakes",
+        description="Replays a day in two fake accounts through the real bot. With --keep the "
+        "fake AWS, fake Slack and the bot stay up until Ctrl-C, and an env file lets another "
+        "shell run keyhunt hunt, key, poll --once and `keyhunt demo slash TEXT` against them.",
+    )
     demo.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--keep", action="store_true", help="stay up for exploring; keep the database"
+    )
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --keep: where the database and env file stay (default ./.keyhunt-demo)",
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print every message posted as Block Kit JSON"
+    )
+    demo_commands = demo.add_subparsers(dest="demo_command", metavar="slash TEXT")
+    slash = demo_commands.add_parser(
+        "slash", help="send a signed /keyhunt to a kept demo (after sourcing its env file)"
+    )
+    slash.add_argument("text", help='what follows /keyhunt, e.g. "last 24h"')
     return parser
 
 
@@ -133,10 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         try:
-            from keyhunt_dev.demo import run_demo  # noqa: TID251 - the one way in, lazy
+            from keyhunt_dev import demo  # noqa: TID251 - the one way in, lazy
         except ImportError:
             return _usage("the demo needs the development package: pip install -e ./dev")
-        return run_demo(quiet=args.quiet)
+        if args.demo_command == "slash":
+            return demo.run_slash(args.text)
+        if args.dir is not None and not args.keep:
+            return _usage("demo: --dir only goes with --keep")
+        return demo.run_demo(
+            quiet=args.quiet, keep=args.keep, as_json=args.json, directory=args.dir
+        )
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -8,13 +8,19 @@ SSO session minting a key for a service user, a root key, a failed attempt, in t
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import shlex
+import signal
 import sys
+import sysconfig
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +33,17 @@ TRIAGER = "U0CAROL"
 NAMES = {CHANNEL: "security-alerts", TRIAGER: "carol"}
 SIGNING_SECRET = "demo-signing-secret"
 BOT_TOKEN = "xoxb-demo-token"
+# `keyhunt demo --keep`: where the database and the env file stay (relative to the cwd).
+KEEP_DIR = ".keyhunt-demo"
+ENV_FILE = "env"
 
 
-def run_demo(quiet: bool = False) -> int:
+def run_demo(
+    quiet: bool = False, keep: bool = False, as_json: bool = False, directory: Path | None = None
+) -> int:
+    """The replay; with ``keep`` the fakes and the bot stay up (until Ctrl-C) for exploring,
+    and the database and an env file stay in ``directory``. ``as_json`` prints every message
+    the demo posted as Block Kit JSON instead of the narrated boxes."""
     try:
         from keyhunt_dev.aws import FakeAWS
         from keyhunt_dev.slack import FakeSlack
@@ -39,34 +53,82 @@ def run_demo(quiet: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
-    with (
-        tempfile.TemporaryDirectory(prefix="keyhunt-demo-") as tmp,
-        FakeAWS() as aws,
-        FakeSlack(BOT_TOKEN, channels=(CHANNEL,), names=NAMES) as slack,
-    ):
-        out = _Printer(quiet, _SlackNames(slack.api_url))
-        _isolate_aws(aws.endpoint_url, Path(tmp))
+    with contextlib.ExitStack() as stack:
+        if keep:
+            workdir = (directory or Path(KEEP_DIR)).resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+            for stale in (ENV_FILE, "keyhunt.db", "keyhunt.db-journal"):
+                (workdir / stale).unlink(missing_ok=True)  # another run's world is gone
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keyhunt-demo-")))
+        aws = stack.enter_context(FakeAWS())
+        slack = stack.enter_context(FakeSlack(BOT_TOKEN, channels=(CHANNEL,), names=NAMES))
+        out = _Printer(quiet or as_json, _SlackNames(slack.api_url))
+        env = _isolate_aws(aws.endpoint_url, workdir)
         now = datetime.now(UTC).replace(microsecond=0)
         keys = _seed(aws, now)
-        return _replay(aws, slack, Path(tmp), now, keys, out)
+        settings_env = _settings_env(slack.api_url, workdir)
+        parts, url = _start_bot(stack, settings_env)
+        code = _replay(aws, slack, parts, url, now, keys, out)
+        if as_json:
+            print(json.dumps(posted_messages(slack), indent=2, ensure_ascii=False))
+        if code != 0 or not keep:
+            if not keep:
+                out.line(f"The database was {workdir / 'keyhunt.db'} (removed on exit).")
+            out.line("Next: README.md → Deployment, to run it against your own AWS and Slack.")
+            return code
+        exports = {**env, **settings_env, "KEYHUNT_DEMO_URL": url, "DEMO_KEY": keys["bot_key"]}
+        _write_env_file(workdir / ENV_FILE, exports)
+        _explain_keep(workdir, keys["bot_key"], quiet=as_json)
+        _wait_for_stop()
+        (workdir / ENV_FILE).unlink(missing_ok=True)  # it names ports nothing listens on now
+        print(f"keyhunt demo: stopped; the database is kept in {workdir}", file=sys.stderr)
+        return 0
 
 
-def _isolate_aws(endpoint: str, tmp: Path) -> None:
+def _isolate_aws(endpoint: str, tmp: Path) -> dict[str, str]:
     """Point boto3 at the fakes, and make sure no real credential can be picked up."""
     for name in list(os.environ):
         if name.startswith("AWS_"):
             del os.environ[name]
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-            "AWS_SECRET_ACCESS_KEY": "demo-secret-not-real",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "demo-secret-not-real",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    os.environ.update(env)
+    return env
+
+
+def _settings_env(slack_api_url: str, workdir: Path) -> dict[str, str]:
+    """keyhunt's configuration for the demo world: the environment a deployment would set."""
+    return {
+        "KEYHUNT_CONFIG": "",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_api_url,
+        "KEYHUNT_CHANNEL": CHANNEL,
+        "KEYHUNT_ACCOUNTS": f"{CALLER},{PROD}",
+        "KEYHUNT_DATABASE_URL": f"sqlite:///{workdir / 'keyhunt.db'}",
+        "KEYHUNT_TRIAGERS": TRIAGER,
+    }
+
+
+def _start_bot(stack: contextlib.ExitStack, environ: dict[str, str]) -> tuple[Any, str]:
+    """The real bot, built as `keyhunt serve` builds it, on a loopback port."""
+    from bot.compose import Components
+    from bot.settings import load_settings
+
+    parts = Components(load_settings(path=None, environ=environ))
+    stack.callback(parts.close)
+    parts.state.alive = lambda: True
+    server = parts.http_server("127.0.0.1", 0)
+    stack.callback(server.stop)
+    return parts, f"http://127.0.0.1:{server.port}/slack/events"
 
 
 def _seed(aws: Any, now: datetime) -> dict[str, str]:
@@ -201,28 +263,12 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
 
 
 def _replay(
-    aws: Any, slack: Any, tmp: Path, now: datetime, keys: dict[str, str], out: _Printer
+    aws: Any, slack: Any, parts: Any, url: str, now: datetime, keys: dict[str, str], out: _Printer
 ) -> int:
-    from bot.compose import Components
     from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
-    from bot.settings import load_settings
     from bot.triage import encode_value
     from keyhunt_dev.slack import block_action_body, post_to_bot, slash_command_body
 
-    settings = load_settings(
-        path=None,
-        environ={
-            "KEYHUNT_CONFIG": "",
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "KEYHUNT_CHANNEL": CHANNEL,
-            "KEYHUNT_ACCOUNTS": f"{CALLER},{PROD}",
-            "KEYHUNT_DATABASE_URL": f"sqlite:///{tmp / 'keyhunt.db'}",
-            "KEYHUNT_TRIAGERS": TRIAGER,
-        },
-    )
-    parts = Components(settings)
     out.title(
         "keyhunt demo — fake AWS (moto + LookupEvents emulator) and a fake Slack, "
         "the real bot in between"
@@ -240,77 +286,215 @@ def _replay(
     for message in slack.channel_messages(CHANNEL):
         out.message(message.text, message.blocks)
 
-    parts.state.alive = lambda: True
-    server = parts.http_server("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.port}/slack/events"
-    try:
-        out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")
-        rotation = parts.store.get("demo-rotation-create")
-        sso = parts.store.get("demo-sso-for-deploy-bot")
-        if rotation is None or sso is None or not rotation.message.ts or not sso.message.ts:
-            out.line("the alerts were not posted; stopping")
-            return 1
-        for finding, action, label in (
-            (rotation, ACTION_EXPECTED, "Expected rotation"),
-            (sso, ACTION_INVESTIGATE, "Investigate"),
-        ):
-            # What Slack sends back: the button's value as the message holds it.
-            value = encode_value(finding.event_id, finding.triage.status)
-            body = block_action_body(
-                action,
-                value,
-                user_id=TRIAGER,
-                channel_id=CHANNEL,
-                message_ts=str(finding.message.ts),
-                response_url=slack.response_url("click"),
-                message=slack.messages[CHANNEL][str(finding.message.ts)].as_dict(),
-            )
-            status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
-            who = out.names.user(TRIAGER)
-            out.line(f"{who} clicked [{label}] on {finding.event_id}: HTTP {status}")
-        _wait(
-            lambda: (
-                len(slack.calls_to("chat.update")) >= 2
-                and len(slack.thread(CHANNEL, str(sso.message.ts))) >= 2
-            )
+    out.title(f"2. Clicks, signed like Slack signs them, sent to {url}")
+    rotation = parts.store.get("demo-rotation-create")
+    sso = parts.store.get("demo-sso-for-deploy-bot")
+    if rotation is None or sso is None or not rotation.message.ts or not sso.message.ts:
+        out.line("the alerts were not posted; stopping")
+        return 1
+    for finding, action, label in (
+        (rotation, ACTION_EXPECTED, "Expected rotation"),
+        (sso, ACTION_INVESTIGATE, "Investigate"),
+    ):
+        # What Slack sends back: the button's value as the message holds it.
+        value = encode_value(finding.event_id, finding.triage.status)
+        body = block_action_body(
+            action,
+            value,
+            user_id=TRIAGER,
+            channel_id=CHANNEL,
+            message_ts=str(finding.message.ts),
+            response_url=slack.response_url("click"),
+            message=slack.messages[CHANNEL][str(finding.message.ts)].as_dict(),
         )
-        for finding in (rotation, sso):
-            out.message(
-                slack.messages[CHANNEL][str(finding.message.ts)].text,
-                slack.messages[CHANNEL][str(finding.message.ts)].blocks,
-                "updated in place",
-            )
-        for reply in slack.thread(CHANNEL, str(sso.message.ts))[1:]:
-            out.message(reply.text, reply.blocks, "in the thread")
-        forged = post_to_bot(url, body, "not-the-secret")[0]
-        out.line(f"The same click with a forged signature: HTTP {forged}, nothing changed.")
-
-        out.title("3. /keyhunt last 24h")
-        body = slash_command_body(
-            "last 24h", user_id=TRIAGER, channel_id=CHANNEL, response_url=slack.response_url("hunt")
-        )
-        started = time.monotonic()
         status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
-        out.line(f"acknowledged in {1000 * (time.monotonic() - started):.0f} ms (HTTP {status})")
-        _wait(lambda: any(p.key == "hunt" for p in slack.responses))
-        answer = next(p for p in slack.responses if p.key == "hunt").body
-        out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
-        history = parts.store.history("demo-rotation-create")
-        out.title("4. What the store kept")
-        for decision in history:
-            out.line(
-                f"audit: {decision.event_id} {decision.previous_status} → "
-                f"{decision.status} by {decision.user_id} at {decision.at:%H:%M:%S} UTC"
-            )
-        out.line(
-            f"Investigated key {keys['bot_key']}; the database was {tmp / 'keyhunt.db'} "
-            "(removed on exit)."
+        who = out.names.user(TRIAGER)
+        out.line(f"{who} clicked [{label}] on {finding.event_id}: HTTP {status}")
+    _wait(
+        lambda: (
+            len(slack.calls_to("chat.update")) >= 2
+            and len(slack.thread(CHANNEL, str(sso.message.ts))) >= 2
         )
-        out.line("Next: README.md → Deployment, to run it against your own AWS and Slack.")
-    finally:
-        server.stop()
-        parts.close()
+    )
+    for finding in (rotation, sso):
+        out.message(
+            slack.messages[CHANNEL][str(finding.message.ts)].text,
+            slack.messages[CHANNEL][str(finding.message.ts)].blocks,
+            "updated in place",
+        )
+    for reply in slack.thread(CHANNEL, str(sso.message.ts))[1:]:
+        out.message(reply.text, reply.blocks, "in the thread")
+    forged = post_to_bot(url, body, "not-the-secret")[0]
+    out.line(f"The same click with a forged signature: HTTP {forged}, nothing changed.")
+
+    out.title("3. /keyhunt last 24h")
+    body = slash_command_body(
+        "last 24h", user_id=TRIAGER, channel_id=CHANNEL, response_url=slack.response_url("hunt")
+    )
+    started = time.monotonic()
+    status, _, _ = post_to_bot(url, body, SIGNING_SECRET)
+    out.line(f"acknowledged in {1000 * (time.monotonic() - started):.0f} ms (HTTP {status})")
+    _wait(lambda: any(p.key == "hunt" for p in slack.responses))
+    answer = next(p for p in slack.responses if p.key == "hunt").body
+    out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
+    history = parts.store.history("demo-rotation-create")
+    out.title("4. What the store kept")
+    for decision in history:
+        out.line(
+            f"audit: {decision.event_id} {decision.previous_status} → "
+            f"{decision.status} by {decision.user_id} at {decision.at:%H:%M:%S} UTC"
+        )
+    out.line(f"Investigated key {keys['bot_key']}.")
     return 0
+
+
+def posted_messages(slack: Any) -> dict[str, Any]:
+    """Every message the demo posted, as Slack holds it (current version, Block Kit JSON), and
+    every answer the bot sent to a response_url (only its asker sees those)."""
+    return {
+        "messages": [m.as_dict() | {"channel": m.channel} for m in slack.channel_messages(CHANNEL)],
+        "responses": [{"response_url": p.key, **p.body} for p in slack.responses],
+    }
+
+
+def _write_env_file(path: Path, exports: dict[str, str]) -> None:
+    """Shell lines that put a second terminal in the demo world; written last (and atomically)
+    so that its existence means the world is up."""
+    scripts = sysconfig.get_path("scripts")
+    lines = [
+        "# keyhunt demo --keep: `. " + shlex.quote(str(path)) + "` in another shell.",
+        "# Fake credentials for the fake AWS; nothing here reaches a real account.",
+        "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE",
+        f'export PATH={shlex.quote(scripts)}:"$PATH"',
+        *(f"export {name}={shlex.quote(value)}" for name, value in exports.items()),
+    ]
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def _explain_keep(workdir: Path, key: str, quiet: bool) -> None:
+    """What to type next, on stderr when stdout carries the JSON."""
+    env_file = shlex.quote(str(workdir / ENV_FILE))
+    text = f"""
+The demo world stays up: fake AWS, fake Slack and the bot. In another terminal:
+
+  . {env_file}
+  keyhunt hunt --last 24h              # the same findings, from the terminal
+  keyhunt key "$DEMO_KEY"              # {key}: who made it, what it did since
+  keyhunt demo slash "last 24h"        # a signed /keyhunt, answered as in Slack
+  keyhunt poll --once                  # one poll cycle: nothing new, nothing posted twice
+
+Ctrl-C here stops it; the database stays in {workdir}.
+"""
+    print(text, file=sys.stderr if quiet else sys.stdout, flush=True)
+
+
+def _wait_for_stop() -> None:
+    """Until Ctrl-C or SIGTERM; the caller's with-block then stops everything in order."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def run_slash(text: str, environ: Mapping[str, str] | None = None) -> int:
+    """`keyhunt demo slash TEXT`: a /keyhunt command, signed as Slack signs it, sent to the
+    kept demo's bot; prints the ack and the answer the bot posts to the response_url."""
+    from bot.commands import CommandError, Help, parse_command
+    from keyhunt_dev.slack import post_to_bot, slash_command_body
+
+    env = os.environ if environ is None else environ
+    url, secret = env.get("KEYHUNT_DEMO_URL"), env.get("SLACK_SIGNING_SECRET")
+    api_url = env.get("SLACK_API_URL")
+    if not url or not secret or not api_url:
+        print(
+            "keyhunt demo slash: no demo to talk to (KEYHUNT_DEMO_URL is not set): run "
+            f"`keyhunt demo --keep` and source the env file it names ({KEEP_DIR}/{ENV_FILE})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        answered_later = not isinstance(parse_command(text), Help)
+    except CommandError:
+        answered_later = False  # the ack itself is the usage answer
+    out = _Printer(False, _SlackNames(api_url))
+    with _ResponseCatcher() as catcher:
+        body = slash_command_body(
+            text,
+            user_id=env.get("KEYHUNT_TRIAGERS", TRIAGER).split(",")[0],
+            channel_id=env.get("KEYHUNT_CHANNEL", CHANNEL),
+            response_url=catcher.url,
+        )
+        try:
+            status, _, raw = post_to_bot(url, body, secret)
+        except OSError as exc:
+            print(
+                f"keyhunt demo slash: the demo bot at {url} did not answer: {exc}", file=sys.stderr
+            )
+            return 1
+        if status != 200:
+            print(
+                f"keyhunt demo slash: the bot refused the command: HTTP {status}", file=sys.stderr
+            )
+            return 1
+        ack = _json_object(raw)
+        out.message(str(ack.get("text", "")), list(ack.get("blocks") or []), "ack")
+        if not answered_later:
+            return 0
+        answer = catcher.wait(timeout=120.0)
+        if answer is None:
+            print("keyhunt demo slash: no answer within 120 s", file=sys.stderr)
+            return 1
+        out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
+    return 0
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {"text": raw.decode("utf-8", "replace")}
+    return value if isinstance(value, dict) else {}
+
+
+class _ResponseCatcher:
+    """A loopback response_url: the first JSON object POSTed to it is the answer."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got: list[dict[str, Any]] = []
+        arrived = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                got.append(_json_object(self.rfile.read(length)))
+                arrived.set()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")  # as Slack answers a response_url post
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/response"
+        self.got, self.arrived = got, arrived
+
+    def __enter__(self) -> _ResponseCatcher:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        return self.got[0] if self.arrived.wait(timeout) else None
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -378,9 +562,12 @@ class _Printer:
 
     def readable(self, text: str) -> str:
         """mrkdwn as Slack renders it, in plain text."""
-        parts = re.split(r"(`[^`\n]*`)", text)  # code spans are shown exactly as they are
+        # Code spans are shown exactly as they are; a code block's fences are not shown.
+        parts = re.split(r"(```|`[^`\n]*`)", text)
         shown = []
         for part in parts:
+            if part == "```":
+                continue
             if not part.startswith("`"):
                 # Outside code spans a `*` is keyhunt's own bold marker (what came from
                 # CloudTrail is always in a code span), so every one goes.

@@ -18,7 +18,7 @@ from bot.present import hunt_headline, is_own_key, short_key, tally, visible
 from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
-from checks.model import Finding, HuntResult, KeyInfo, TargetError
+from checks.model import Finding, HuntResult, KeyRetirement, TargetError
 from checks.rules import about, headline_for, next_step_for, reason_words, rule_by_id
 
 Blocks = list[dict[str, Any]]
@@ -172,8 +172,8 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     if finding.user_keys is not None:
         fields.append(
             mrkdwn(
-                f"*{code(e.target_user, 64)}'s keys now*\n"
-                f"{escape(describe_user_keys(finding.user_keys, key, now))}"
+                f"*{code(e.target_user, 64)}'s keys now (IAM)*\n"
+                f"{escape(describe_user_keys(finding, now))}"
             )
         )
     blocks: Blocks = [
@@ -195,17 +195,34 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     return alert_text(finding), blocks
 
 
-def describe_user_keys(keys: Sequence[KeyInfo], new_key: str | None, now: datetime) -> str:
+def describe_user_keys(finding: Finding, now: datetime) -> str:
+    """The target user's keys as IAM lists them now (status, age), and what CloudTrail says
+    happened to the others around the new key's creation (which one, and when)."""
+    keys, new_key = finding.user_keys or (), finding.event.access_key_id
     if not keys:
         return "none (user deleted, or keys already removed)"
+    retired = {r.access_key_id: r for r in finding.retired}
     active = [k for k in keys if k.status == "Active"]
     parts = [f"{len(active)} active"]
     for k in keys:
         if k.access_key_id == new_key:
             continue
+        what = retirement_words(retired.pop(k.access_key_id, None), finding, now)
+        state = what or visible(k.status, 16).lower()
         age = f", {waited(now - k.create_date)} old" if k.create_date else ""
-        parts.append(f"other key {short_key(k.access_key_id)} {visible(k.status, 16)}{age}")
+        parts.append(f"other key {short_key(k.access_key_id)}, {state}{age}")
+    for gone in retired.values():  # deleted: IAM no longer lists it
+        parts.append(f"key {short_key(gone.access_key_id)}, {retirement_words(gone, finding, now)}")
     return "; ".join(parts)
+
+
+def retirement_words(retired: KeyRetirement | None, finding: Finding, now: datetime) -> str:
+    """'deactivated 10 min after the new key (4 h ago)': the rotation, told with its times."""
+    if retired is None:
+        return ""
+    gap = retired.at - finding.event.event_time
+    relation = "before" if gap.total_seconds() < 0 else "after"
+    return f"{retired.action} {waited(abs(gap))} {relation} the new key ({ago(retired.at, now)})"
 
 
 def render_status_line(triage: Triage) -> str | None:
@@ -400,14 +417,13 @@ def render_investigation(
         where = f" in {code(use.region, 24)} by {code(use.service, 40)}" if use.service else ""
         lines.append(f"IAM: owner {code(use.user_name, 64)} · last used {last}{where}")
     for other in report.owner_keys or ():
-        if other.access_key_id == report.access_key_id:
-            lines.append(f"This key: {escape(visible(other.status, 16))}")
-            continue
         age = f", {waited(now - other.create_date)} old" if other.create_date else ""
-        lines.append(
-            f"Other key {code(short_key(other.access_key_id))}: "
-            f"{escape(visible(other.status, 16))}{age}"
+        which = (
+            "this key"
+            if other.access_key_id == report.access_key_id
+            else f"other key {code(short_key(other.access_key_id))}"
         )
+        lines.append(f"IAM says {which} is {escape(visible(other.status, 16))}{age}")
     blocks: Blocks = _chunked_sections(lines, budget=MAX_BLOCKS - 3)
     if report.errors:
         blocks.append(section(render_errors(report.errors)))

@@ -181,7 +181,7 @@ def format_key_report(report: KeyReport, now: datetime | None = None) -> str:
     for key in report.owner_keys or ():
         made = isoformat_z(key.create_date) if key.create_date else "?"
         mark = " (this key)" if key.access_key_id == report.access_key_id else ""
-        lines.append(f"  key {short_key(key.access_key_id)} {key.status} since {made}{mark}")
+        lines.append(f"  key {short_key(key.access_key_id)} {key.status}, created {made}{mark}")
     lines.append(f"Activity ({len(report.activity)} calls):")
     for call in report.activity:
         error = f"  ERROR {safe_text(call.error_code)}" if call.error_code else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks.model import Finding, KeyEvent, Severity, Target
-from checks.rules import SUPPRESSED, Rule, RuleContext, all_rules
+from checks.rules import SUPPRESSED, Rule, RuleContext, all_rules, likely_rotation
 from checks.suppress import Suppression, matching_suppression
 
 RULES: tuple[Rule, ...] = all_rules()
@@ -26,7 +26,12 @@ def classify(
     reasons = [rule.id for rule in matched]
     if matching_suppression(event, suppressions, target) is not None:
         reasons.append(SUPPRESSED)
-    return Finding(event=event, severity=severity, reasons=tuple(reasons), target=target)
+    # The evidence behind a likely rotation travels with the finding: the alert says which
+    # key was retired and when, not only that one was.
+    retired = likely_rotation.retirements(event, context) if likely_rotation.RULE in matched else ()
+    return Finding(
+        event=event, severity=severity, reasons=tuple(reasons), target=target, retired=retired
+    )
 
 
 def severity_for(event: KeyEvent, matched: Sequence[Rule]) -> Severity:

@@ -188,6 +188,16 @@ class KeyInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyRetirement:
+    """Another of the user's keys set Inactive or deleted near a new key's creation, as
+    CloudTrail recorded it: what made the finding a likely rotation, and when."""
+
+    access_key_id: str | None
+    action: str  # "deactivated" or "deleted"
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A classified CreateAccessKey event: what happened, how bad, why, and its triage state."""
 
@@ -198,6 +208,8 @@ class Finding:
     target: Target | None = None
     # The target user's keys as IAM lists them now (enrichment); None when not looked up.
     user_keys: tuple[KeyInfo, ...] | None = None
+    # The retirements that made it a likely rotation (CloudTrail), oldest first.
+    retired: tuple[KeyRetirement, ...] = ()
 
     @property
     def account_id(self) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from checks.model import Actor, Finding, KeyEvent, KeyInfo, Severity, Target
+from checks.model import Actor, Finding, KeyEvent, KeyInfo, KeyRetirement, Severity, Target
 from checks.timeutil import isoformat_z
 
 # CONTRACT section 2, in its order: every key present, null when unknown.
@@ -77,6 +77,11 @@ def to_stored(finding: Finding) -> dict[str, Any]:
     record = to_record(finding)
     if finding.user_keys is not None:
         record["user_keys"] = [_key(k) for k in finding.user_keys]
+    if finding.retired:
+        record["retired_keys"] = [
+            {"access_key_id": r.access_key_id, "action": r.action, "at": isoformat_z(r.at)}
+            for r in finding.retired
+        ]
     if finding.target is not None:
         record["target"] = {
             "account_id": finding.target.account_id,
@@ -141,6 +146,11 @@ def from_stored(record: Mapping[str, Any]) -> Finding:
         user_keys=tuple(_key_info(k) for k in _list(keys) if isinstance(k, Mapping))
         if keys is not None
         else None,
+        retired=tuple(
+            KeyRetirement(_opt(r.get("access_key_id")), str(r["action"]), _parse_time(str(r["at"])))
+            for r in _list(record.get("retired_keys"))
+            if isinstance(r, Mapping)
+        ),
     )
 
 

@@ -236,6 +236,16 @@ def test_rotation_window_edges(offset: timedelta, rotation: bool) -> None:
     assert finding.severity.value == (LOW if rotation else MEDIUM)
 
 
+def test_a_rotation_carries_which_key_was_retired_and_when() -> None:
+    case = fixture_case(ROTATION_A)  # the old key is deactivated 10 minutes later
+    finding = classify(case.event(), case.context())
+    (retired,) = finding.retired
+    assert retired.action == "deactivated"
+    assert retired.at - finding.event.event_time == timedelta(minutes=10)
+    assert retired.access_key_id == case.changes[-1]["requestParameters"]["accessKeyId"]
+    assert classify(case.event()).retired == ()  # no context, no rotation, nothing carried
+
+
 def test_rotation_window_is_configurable() -> None:
     case = fixture_case(ROTATION_A)  # the old key is deactivated 10 minutes later
     narrow = RuleContext(

@@ -67,3 +67,14 @@ def test_names_are_resolved_through_the_slack_stand_in(demo: str) -> None:
     assert "marked by @carol" in demo
     assert "<@U0CAROL>" not in demo
     assert "#c0alerts" not in demo
+
+
+def test_the_demo_world_agrees_with_itself(demo: str) -> None:
+    """IAM and CloudTrail tell one story: the key used three times was last used, the key
+    dave rotated away is old and was deactivated after the new one was made."""
+    texts = boxed_texts(demo)
+    assert not any("last used never" in t for t in texts)
+    assert any(t.startswith("IAM: owner `deploy-bot` · last used ") for t in texts)
+    assert any("IAM says this key is Active, 2 h old" in t for t in texts)
+    (rotation, *_) = [t for t in texts if "other key AKIA…" in t]
+    assert re.search(r"deactivated 10 min after the new key \(4 h ago\), 212 days old$", rotation)

@@ -103,6 +103,10 @@ def test_key_investigates_the_key_the_demo_names(world: World) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["creation"]["event_id"] == "demo-sso-for-deploy-bot"
+    # One world: what IAM says of the key is what CloudTrail recorded.
+    (listed,) = [k for k in report["iam"]["keys"] if k["access_key_id"] == key]
+    assert listed["create_date"] == report["creation"]["event_time"]
+    assert report["iam"]["last_used"] == report["activity"][-1]["event_time"]
     assert [c["event_name"] for c in report["activity"]] == [
         "GetCallerIdentity",
         "ListBuckets",

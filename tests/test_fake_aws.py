@@ -565,3 +565,56 @@ def test_calls_are_recorded_with_params_and_outcome(fake: FakeAWS, cloudtrail: A
     assert fake.lookup_calls(event_name="CreateAccessKey") == [first]
     assert fake.lookup_calls(account_id=OTHER) == []
     assert fake.lookup_calls(region="us-west-2") == []
+
+
+# --------------------------------------------------------------------------- one world
+
+
+def test_seeded_cloudtrail_is_what_iam_says(fake: FakeAWS, make_client: MakeClient) -> None:
+    """IAM's creation date and last use follow the CloudTrail records seeded for a key, so
+    the fake world never says 'last used never' beside three calls made with the key."""
+    from keyhunt_dev import records as r
+
+    iam = make_client("iam")
+    user = f"one-world-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    made = datetime(2026, 11, 29, 10, 45, 7, tzinfo=UTC)
+    admin = r.iam_user(ACCOUNT, "admin")
+    used = r.iam_user(ACCOUNT, user, access_key=key)
+    fake.add_events(
+        ACCOUNT,
+        REGION,
+        [
+            r.create_access_key(admin, ACCOUNT, made, user=user, new_key=key),
+            r.api_call(
+                used, ACCOUNT, made + timedelta(minutes=9), "s3.amazonaws.com", "ListBuckets"
+            ),
+            # Seeded out of order: an older call never moves the last use back.
+            r.api_call(used, ACCOUNT, made + timedelta(minutes=5), "sts.amazonaws.com", "X"),
+        ],
+    )
+
+    (listed,) = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert listed["CreateDate"] == made
+    last = iam.get_access_key_last_used(AccessKeyId=key)["AccessKeyLastUsed"]
+    assert (last["LastUsedDate"], last["ServiceName"], last["Region"]) == (
+        made + timedelta(minutes=9),
+        "s3",
+        REGION,
+    )
+
+
+def test_a_key_older_than_cloudtrail_can_be_backdated(
+    fake: FakeAWS, make_client: MakeClient
+) -> None:
+    iam = make_client("iam")
+    user = f"old-key-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    long_ago = datetime(2026, 5, 8, 9, 0, tzinfo=UTC)
+    fake.backdate_key(ACCOUNT, key, long_ago)
+    (listed,) = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert listed["CreateDate"] == long_ago
+    with pytest.raises(KeyError):
+        fake.backdate_key(ACCOUNT, "AKIANOSUCHKEY0000000", long_ago)

@@ -37,6 +37,7 @@ from checks.model import (
     HuntResult,
     HuntStats,
     KeyInfo,
+    KeyRetirement,
     Target,
     TargetError,
     Window,
@@ -164,9 +165,35 @@ def test_alert_shows_the_target_users_keys_when_known() -> None:
     )
     _, blocks = render_alert(stored(finding), NOW)
 
-    assert "*`bob`'s keys now*\n2 active; other key AKIA…1234 Active, 212 days old" in all_text(
-        blocks
+    shown = all_text(blocks)
+    assert "*`bob`'s keys now (IAM)*\n2 active; other key AKIA…1234, active, 212 days old" in shown
+
+
+def test_a_rotation_says_which_key_was_retired_and_when() -> None:
+    key = new_key_id()
+    old, gone = "AKIAOLDOLDOLDOLD1234", "AKIAGONEGONEGONE5678"
+    made = NOW - timedelta(hours=4)
+    finding = finding_of(self_key(made, user="bob", key=key))
+    finding = Finding(
+        finding.event,
+        finding.severity,
+        finding.reasons,
+        target=finding.target,
+        user_keys=(
+            KeyInfo(key, "Active", made),
+            KeyInfo(old, "Inactive", NOW - timedelta(days=212)),
+        ),
+        retired=(
+            KeyRetirement(gone, "deleted", made - timedelta(minutes=30)),
+            KeyRetirement(old, "deactivated", made + timedelta(minutes=10)),
+        ),
     )
+    _, blocks = render_alert(stored(finding), NOW)
+
+    assert (
+        "1 active; other key AKIA…1234, deactivated 10 min after the new key (3 h ago), "
+        "212 days old; key AKIA…5678, deleted 30 min before the new key (4 h ago)"
+    ) in all_text(blocks)
 
 
 @pytest.mark.parametrize(
@@ -506,8 +533,8 @@ def test_investigation_lists_activity_bounded_with_iam_facts() -> None:
     assert f"…and 15 more: `keyhunt key {key}`" in shown
     assert "⚠ `AccessDenied`" in shown
     assert "IAM: owner `bob` · last used 2026-11-29 14:15 UTC in `us-east-1` by `s3`" in shown
-    assert "This key: Active" in shown
-    assert "Other key `AKIA…1234`: Inactive" in shown
+    assert "IAM says this key is Active, 0 min old" in shown
+    assert "IAM says other key `AKIA…1234` is Inactive" in shown
     assert f"`{OTHER}` `{REGION}`: lookup failed" in shown
     assert "&lt;!channel&gt;" in shown
     assert_valid(text, blocks)

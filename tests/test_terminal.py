@@ -156,3 +156,24 @@ def test_a_quick_hunt_never_shows_progress() -> None:
     progress.target_done(TARGET, HuntStats(), 1)
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_the_key_report_labels_what_iam_says() -> None:
+    """A key's creation date is not when it became Active: the report says 'created'."""
+    from bot.terminal import format_key_report
+    from checks.iam import KeyLastUse
+    from checks.investigate import KeyReport
+    from checks.model import KeyInfo
+
+    key, made = "AKIAEXAMPLENEWKEY002", datetime(2026, 11, 29, 10, 45, 7, tzinfo=UTC)
+    report = KeyReport(
+        access_key_id=key,
+        window=Window(made - timedelta(days=1), made + timedelta(days=1)),
+        targets=[Target("111111111111", "us-east-1")],
+        last_use=KeyLastUse(key, "bob", made + timedelta(minutes=9), "s3", "us-east-1"),
+        owner_keys=(KeyInfo(key, "Active", made),),
+    )
+    shown = format_key_report(report, made + timedelta(hours=2))
+    assert "IAM: owner bob; last used 2026-11-29T10:54:07Z in us-east-1 by s3" in shown
+    assert "key AKIA…Y002 Active, created 2026-11-29T10:45:07Z (this key)" in shown
+    assert "since" not in shown

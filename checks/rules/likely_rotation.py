@@ -1,6 +1,6 @@
 """The user's other key was deactivated or deleted near the new key's creation: a rotation."""
 
-from checks.model import KeyEvent, Severity
+from checks.model import KeyEvent, KeyRetirement, Severity
 from checks.rules import Rule, RuleContext, change_owner, same_user
 
 ROTATION_EVENTS = frozenset({"UpdateAccessKey", "DeleteAccessKey"})
@@ -17,15 +17,26 @@ def retires_a_key_of(change: KeyEvent, user: str | None, new_key: str | None) ->
     return same_user(change_owner(change), user)
 
 
-def matches(event: KeyEvent, ctx: RuleContext) -> bool:
+def retirements(event: KeyEvent, ctx: RuleContext) -> tuple[KeyRetirement, ...]:
+    """The user's other keys retired within the rotation window of `event`, oldest first."""
     if event.failed or event.actor.type == "Root":
-        return False
+        return ()
     user = event.target_user
-    return any(
-        abs(change.event_time - event.event_time) <= ctx.rotation_window
-        and retires_a_key_of(change, user, event.access_key_id)
+    found = [
+        KeyRetirement(
+            access_key_id=change.access_key_id,
+            action="deleted" if change.event_name == "DeleteAccessKey" else "deactivated",
+            at=change.event_time,
+        )
         for change in ctx.changes_for(event.account_id, user)
-    )
+        if abs(change.event_time - event.event_time) <= ctx.rotation_window
+        and retires_a_key_of(change, user, event.access_key_id)
+    ]
+    return tuple(sorted(found, key=lambda r: r.at))
+
+
+def matches(event: KeyEvent, ctx: RuleContext) -> bool:
+    return bool(retirements(event, ctx))
 
 
 RULE = Rule(

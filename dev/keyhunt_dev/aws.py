@@ -649,6 +649,51 @@ class _FrontHandler(BaseHTTPRequestHandler):
         logger.debug("front %s - " + format, self.address_string(), *args)
 
 
+# --------------------------------------------------------------------------- IAM in step
+
+
+def _keep_iam_in_step(account_id: str, record: Mapping[str, Any]) -> None:
+    """One world: what a seeded CloudTrail record says about a key that exists in moto's IAM
+    becomes what IAM says too. A successful CreateAccessKey sets the key's creation date; any
+    call made with a key moves its last use (service and region) forward, as AWS records it."""
+    try:
+        when = parse_event_time(record["eventTime"])
+    except (KeyError, TypeError, ValueError):
+        return
+    identity = _as_dict(record.get("userIdentity"))
+    caller_account = _optional_str(identity.get("accountId")) or account_id
+    used = _moto_access_key(caller_account, _optional_str(identity.get("accessKeyId")))
+    if used is not None:
+        from moto.iam.models import AccessKeyLastUsed
+
+        stamp = _moto_time(when)
+        if used.last_used is None or used.last_used.timestamp < stamp:
+            service = str(record.get("eventSource") or "").removesuffix(".amazonaws.com")
+            used.last_used = AccessKeyLastUsed(
+                timestamp=stamp, service=service, region=str(record.get("awsRegion") or "N/A")
+            )
+    if record.get("eventName") == "CreateAccessKey" and not record.get("errorCode"):
+        made = _as_dict(_as_dict(record.get("responseElements")).get("accessKey"))
+        key = _moto_access_key(account_id, _optional_str(made.get("accessKeyId")))
+        if key is not None:
+            key.create_date = _moto_time(when)
+
+
+def _moto_access_key(account_id: str, access_key_id: str | None) -> Any:
+    """moto's own object for the key (moto server runs in this process), or None."""
+    if not access_key_id:
+        return None
+    from moto.iam.models import iam_backends
+
+    if account_id not in iam_backends:
+        return None
+    return iam_backends[account_id]["aws"].access_keys.get(access_key_id)
+
+
+def _moto_time(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(tzinfo=None)  # moto keeps naive UTC
+
+
 # --------------------------------------------------------------------------- FakeAWS
 
 
@@ -754,8 +799,18 @@ class FakeAWS:
                     raise ValueError("record is not a JSON object: use add_raw_event for it")
                 event = _event_from_record(parsed, raw=record)
             else:
+                parsed = record
                 event = _event_from_record(record)
             self._store.add(account_id, region, event)
+            _keep_iam_in_step(account_id, parsed)
+
+    def backdate_key(self, account_id: str, access_key_id: str, created: datetime) -> None:
+        """Set when IAM says a key was made: for a key older than the CloudTrail records
+        seeded (a record would do it, see add_events, but none is older than 90 days)."""
+        key = _moto_access_key(account_id, access_key_id)
+        if key is None:
+            raise KeyError(f"no IAM access key {access_key_id} in {account_id}")
+        key.create_date = _moto_time(created)
 
     def add_raw_event(
         self,

@@ -152,6 +152,7 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
     old = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
     new = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
     caller_iam.update_access_key(UserName="dave", AccessKeyId=old, Status="Inactive")
+    aws.backdate_key(CALLER, old, now - timedelta(days=212))  # the key dave rotated away
     prod_iam.create_user(UserName="deploy-bot")
     bot_key = prod_iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
     prod_iam.create_user(UserName="bob")

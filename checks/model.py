@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -176,6 +177,9 @@ class ApiActivity:
     user_agent: str | None
     error_code: str | None
     problems: tuple[str, ...] = ()
+    # requestParameters as recorded (attacker-chosen text: escape and bound before showing),
+    # None when the record had none or they were not an object.
+    request: Mapping[str, Any] | None = field(default=None, hash=False, compare=True)
 
 
 @dataclass(frozen=True, slots=True)

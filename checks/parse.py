@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import orjson
@@ -133,7 +134,14 @@ def parse_activity(
         user_agent=_opt_str(record, "userAgent", problems),
         error_code=_opt_str(record, "errorCode", problems),
         problems=_bounded(problems),
+        request=_request_parameters(record),
     )
+
+
+def _request_parameters(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What the call asked for; readers look up keys and treat every value as untrusted."""
+    request = record.get("requestParameters")
+    return MappingProxyType(dict(request)) if isinstance(request, dict) else None
 
 
 def parse_envelope(entry: Mapping[str, Any]) -> Envelope:

@@ -158,16 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         try:
-            from keyhunt_dev import demo  # noqa: TID251 - the one way in, lazy
+            from keyhunt_dev.demo import run_demo, run_slash  # noqa: TID251 - lazy, the one way in
         except ImportError:
             return _usage("the demo needs the development package: pip install -e ./dev")
         if args.demo_command == "slash":
-            return demo.run_slash(args.text)
+            return run_slash(args.text)
         if args.dir is not None and not args.keep:
             return _usage("demo: --dir only goes with --keep")
-        return demo.run_demo(
-            quiet=args.quiet, keep=args.keep, as_json=args.json, directory=args.dir
-        )
+        return run_demo(quiet=args.quiet, keep=args.keep, as_json=args.json, directory=args.dir)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -3,6 +3,7 @@ and the list of targets a hunt searches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -30,15 +31,21 @@ def build_sessions(settings: Settings, base: boto3.Session | None = None) -> Aws
     )
 
 
-def resolve_accounts(settings: Settings, sessions: AwsSessions) -> list[str]:
-    """Configured accounts; the Organization's active ones; else the caller's own."""
+def resolve_accounts(
+    settings: Settings,
+    sessions: AwsSessions,
+    names: Callable[[Mapping[str, str | None]], None] = lambda _: None,
+) -> list[str]:
+    """Configured accounts; the Organization's active ones (their names go to `names`); else
+    the caller's own."""
     if settings.use_organization:
         session = sessions.session_for(sessions.caller_account())
         client = session.client("organizations", region_name="us-east-1", config=CLIENT_CONFIG)
-        accounts = fetch_active_accounts(client)
-        if not accounts:  # fail closed: "nothing to search" must never read as "nothing found"
+        listed = fetch_active_accounts(client)
+        if not listed:  # fail closed: "nothing to search" must never read as "nothing found"
             raise NoAccounts("the AWS Organization lists no ACTIVE account")
-        return accounts
+        names(listed)
+        return list(listed)
     if settings.accounts:
         return list(settings.accounts)
     return [sessions.caller_account()]

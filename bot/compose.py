@@ -129,7 +129,12 @@ class Components:
 
     def digest(self) -> str:
         return post_digest(
-            self.store, self.slack, self.settings.channel, self.settings.poll_minutes, self.clock()
+            self.store,
+            self.slack,
+            self.settings.channel,
+            self.settings.poll_minutes,
+            self.clock(),
+            self.hunter.names_for,
         )
 
     @cached_property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,15 +10,24 @@ from bot.render import render_digest
 from bot.store import Store
 
 
-def post_digest(store: Store, client: Any, channel: str, poll_minutes: int, now: datetime) -> str:
+def post_digest(
+    store: Store,
+    client: Any,
+    channel: str,
+    poll_minutes: int,
+    now: datetime,
+    names: Callable[[Iterable[str]], Mapping[str, str]] = lambda _: {},
+) -> str:
     day_start = now - timedelta(hours=24)
+    health = store.target_health()
     text, blocks = render_digest(
         store.findings_between(day_start, now),
         store.open_findings(),
         store.poll_runs_since(day_start),
         poll_minutes,
         now,
-        store.target_health(),
+        health,
+        names=names(h.account_id for h in health if h.consecutive_failures),
     )
     response = client.chat_postMessage(
         channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False

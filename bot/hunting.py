@@ -7,13 +7,14 @@ is one copy of how targets, options and triage states are put together.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from bot.accounts import AccountNames
 from bot.aws import hunt_options, resolve_accounts, targets_for
 from bot.settings import Settings
 from checks.awserror import error_of
@@ -92,6 +93,9 @@ class Hunter:
         self._statuses = statuses
         self._sessions: AwsSessions | None = None
         self._lock = threading.Lock()
+        self.account_names = AccountNames(
+            settings.account_names, lambda: self.sessions, settings.max_workers
+        )
 
     @property
     def sessions(self) -> AwsSessions:
@@ -103,7 +107,7 @@ class Hunter:
     def targets(self, account: str | None = None) -> list[Target]:
         """Every configured account (or the one asked for) in every region. Raises when the
         accounts cannot be listed, or `account` is not among them."""
-        accounts = resolve_accounts(self.settings, self.sessions)
+        accounts = resolve_accounts(self.settings, self.sessions, self.account_names.learn)
         if account is not None and account not in accounts:
             raise AccountNotConfigured(account, accounts)
         return targets_for(self.settings, accounts, account)
@@ -131,12 +135,29 @@ class Hunter:
 
     def hunt_targets(self, targets: list[Target], window: Window, **filters: Any) -> HuntResult:
         """The hunt itself, over targets already planned (the poll groups them by checkpoint)."""
-        return run_hunt(targets, window, self.sessions, hunt_options(self.settings, **filters))
+        result = run_hunt(targets, window, self.sessions, hunt_options(self.settings, **filters))
+        result.findings = self.named(result.findings)
+        return result
+
+    def names_for(self, accounts: Iterable[str]) -> dict[str, str]:
+        """{account ID: name} for the accounts that have one (bot.accounts)."""
+        return self.account_names.names_for(accounts)
+
+    def named(self, findings: list[Finding]) -> list[Finding]:
+        """Each finding with its account's name, when the account has one."""
+        names = self.account_names.names_for(f.account_id for f in findings)
+        return [
+            replace(f, account_name=names[f.account_id]) if f.account_id in names else f
+            for f in findings
+        ]
 
     def investigate(self, access_key_id: str, window: Window) -> KeyReport:
-        return investigate_key(
+        report = investigate_key(
             access_key_id, self.targets(), window, self.sessions, hunt_options(self.settings)
         )
+        if report.creation is not None:
+            (report.creation,) = self.named([report.creation])
+        return report
 
 
 def apply_statuses(

@@ -67,3 +67,10 @@ def is_own_key(finding: Finding) -> bool:
     return "self_service" in finding.reasons or (
         event.actor.type == "Root" and event.target_user == "root"
     )
+
+
+def account_label(account_id: str | None, name: str | None) -> str:
+    """'prod (222222222222)', or the ID alone when the account has no name."""
+    if not account_id:
+        return name or "?"
+    return f"{name} ({account_id})" if name else account_id

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.present import hunt_headline, is_own_key, short_key, tally, visible
+from bot.present import account_label, hunt_headline, is_own_key, short_key, tally, visible
 from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
@@ -107,13 +107,18 @@ def waited(delta: timedelta) -> str:
     return f"{hours // 24} days"
 
 
+def account_of(finding: Finding) -> str:
+    """'prod (222222222222)': the account as the on-call knows it, its ID beside the name."""
+    return account_label(finding.account_id, finding.account_name)
+
+
 # -- the alert -----------------------------------------------------------------------------
 def alert_text(finding: Finding) -> str:
     """The notification line: complete on its own, like the mockup."""
     e, severity = finding.event, finding.severity.value
     actor = plain(e.actor.name or e.actor.type, 64) or "an unknown caller"
     target = plain(e.target_user, 64) or "an unknown user"
-    where = f"in {plain(finding.account_id, 32)}, {plain(finding.region, 32)}"
+    where = f"in {plain(account_of(finding), 100)}, {plain(finding.region, 32)}"
     if e.error_code:
         error = plain(e.error_code, 64)
         what = f"{actor} tried to create an access key for {target} ({error})"
@@ -158,7 +163,7 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
         f"{code(e.actor.name or '?', 64)} "
         f"({escape(visible(e.actor.type, 32))} {code(e.actor.arn, 200)}) "
         f"{made} for {code(e.target_user, 64)}\n"
-        f"in {code(finding.account_id, 32)} · {code(finding.region, 32)} · "
+        f"in {code(account_of(finding), 100)} · {code(finding.region, 32)} · "
         f"{when(e.event_time, now)}"
     )
     fields = [
@@ -276,14 +281,14 @@ def triage_buttons(status: str, event_id: str) -> list[dict[str, Any]]:
 
 # -- a burst -------------------------------------------------------------------------------
 def render_burst(findings: Sequence[StoredFinding]) -> tuple[str, Blocks]:
-    accounts = Counter(str(f.finding.account_id) for f in findings)
+    accounts = Counter(account_of(f.finding) for f in findings)
     worst = max((f.finding.severity for f in findings), key=lambda s: s.rank)
     text = (
         f"{EMOJI[worst.value]} {len(findings)} new access keys in {len(accounts)} "
         f"account{'s' * (len(accounts) != 1)} in the last poll — alerts are in the thread"
     )
     per_severity = tally((f.finding.severity for f in findings), with_info=True)
-    per_account = ", ".join(f"{escape(visible(a, 32))} {n}" for a, n in accounts.most_common(10))
+    per_account = ", ".join(f"{escape(visible(a, 100))} {n}" for a, n in accounts.most_common(10))
     return text, [section(f"*{escape(text)}*\n{per_severity}      (per account: {per_account})")]
 
 
@@ -335,7 +340,7 @@ def _hunt_row(finding: Finding) -> str:
     return (
         f"{EMOJI.get(finding.severity.value, '')} "
         f"{e.event_time.astimezone(UTC).strftime('%m-%d %H:%M')}  {who} → "
-        f"{whom}  {code(finding.account_id, 16)}  {key}  {status}{unread}"
+        f"{whom}  {code(account_of(finding), 100)}  {key}  {status}{unread}"
     )
 
 
@@ -442,6 +447,7 @@ def render_status(
     now: datetime,
     poll_minutes: int,
     scheduler_error: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[str, Blocks]:
     last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)
     failures = [r for r in runs if not r.ok]
@@ -459,7 +465,8 @@ def render_status(
     shown = 40
     for h in health[:shown]:
         ok = ago(h.last_success_at, now) if h.last_success_at else "never"
-        line = f"{code(h.account_id, 16)} {code(h.region, 24)}: last read {ok}"
+        where = account_label(h.account_id, (names or {}).get(h.account_id))
+        line = f"{code(where, 100)} {code(h.region, 24)}: last read {ok}"
         if h.consecutive_failures:
             line += f" · ⚠ {h.consecutive_failures} failure(s): {code(h.last_error, 200)}"
         lines.append(line)
@@ -477,6 +484,7 @@ def render_digest(
     poll_minutes: int,
     now: datetime,
     health: Sequence[TargetHealth] = (),
+    names: Mapping[str, str] | None = None,
 ) -> tuple[str, Blocks]:
     triaged = sum(1 for f in day if f.triage.status != OPEN)
     counts = tally(f.finding.severity for f in day)
@@ -490,7 +498,7 @@ def render_digest(
         e = oldest.finding.event
         lines.append(
             f"Oldest open: {code(e.actor.name, 40)} → {code(e.target_user, 40)} in "
-            f"{code(oldest.finding.account_id, 16)}, waiting {waited(now - oldest.stored_at)} "
+            f"{code(account_of(oldest.finding), 100)}, waiting {waited(now - oldest.stored_at)} "
             f"({len(still_open)} open in all)"
         )
     last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)
@@ -501,8 +509,9 @@ def render_digest(
     )
     unread = [h for h in health if h.consecutive_failures]
     for h in unread[:10]:  # never let "0 new keys" read as "all clear" for an unread account
+        where = account_label(h.account_id, (names or {}).get(h.account_id))
         lines.append(
-            f"⚠ could not read {code(h.account_id, 16)} {code(h.region, 24)} "
+            f"⚠ could not read {code(where, 100)} {code(h.region, 24)} "
             f"({h.consecutive_failures} poll(s) in a row): {code(h.last_error, 200)}"
         )
     if len(unread) > 10:

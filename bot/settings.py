@@ -49,6 +49,9 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     channel: str = ""
     accounts: tuple[str, ...] = ()
+    # (account ID, name) for the accounts the config names ("prod"); others are named by the
+    # Organization or their alias.
+    account_names: tuple[tuple[str, str], ...] = ()
     use_organization: bool = False
     role_name: str = "KeyHuntReadOnly"
     external_id: Secret = NO_SECRET
@@ -126,16 +129,41 @@ def _list(value: Any) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def _accounts(value: Any, key: str) -> tuple[str, ...]:
-    items = _list(value)
+def _accounts(value: Any, key: str) -> tuple[tuple[str, str | None], ...]:
+    """Account IDs, each with the name the team calls it, when given: a YAML mapping
+    `{222222222222: prod}`, list items `222222222222: prod`, or `222222222222=prod` (env)."""
+    pairs: list[tuple[str, str | None]] = []
+    items: list[Any] = list(value.items()) if isinstance(value, dict) else _entries(value)
     for item in items:
-        if item != "organization" and not is_account_id(item):
+        if isinstance(item, dict):
+            pairs.extend((str(k).strip(), _account_name(v, key)) for k, v in item.items())
+        elif isinstance(item, tuple):
+            pairs.append((str(item[0]).strip(), _account_name(item[1], key)))
+        else:
+            account, _, name = str(item).partition("=")
+            pairs.append((account.strip(), _account_name(name, key)))
+    for account, _ in pairs:
+        if account != "organization" and not is_account_id(account):
             raise ConfigError(
-                f"{key}: {item!r} is not a 12-digit account ID (or the word 'organization')"
+                f"{key}: {account!r} is not a 12-digit account ID (or the word 'organization'; "
+                "in YAML, quote an ID that starts with 0)"
             )
-    if "organization" in items and len(items) > 1:
+    if any(a == "organization" for a, _ in pairs) and len(pairs) > 1:
         raise ConfigError(f"{key}: 'organization' cannot be combined with account IDs")
-    return tuple(dict.fromkeys(items))
+    return tuple(dict(pairs).items())
+
+
+def _entries(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, dict) or str(v).strip()]
+    return _list(value)
+
+
+def _account_name(value: Any, key: str) -> str | None:
+    name = "" if value is None else str(value).strip()
+    if len(name) > 64 or any(not c.isprintable() for c in name):
+        raise ConfigError(f"{key}: account name {name[:64]!r} is over 64 characters or unprintable")
+    return name or None
 
 
 def _regions(value: Any, key: str) -> tuple[str, ...]:
@@ -254,11 +282,12 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         if variable in env and env[variable].strip() != "":
             values[key] = parse(env[variable], variable)
 
-    accounts = values.pop("accounts", ())
-    if accounts == ("organization",):
+    pairs = values.pop("accounts", ())
+    if [a for a, _ in pairs] == ["organization"]:
         values["use_organization"] = True
-        accounts = ()
-    values["accounts"] = accounts
+        pairs = ()
+    values["accounts"] = tuple(a for a, _ in pairs)
+    values["account_names"] = tuple((a, n) for a, n in pairs if n)
     values["suppressions"] = _suppressions(raw.get("suppressions"))
     settings = Settings(**values)
     if settings.poll_overlap < timedelta(minutes=15):

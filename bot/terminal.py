@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.present import hunt_headline, is_own_key, short_key, tally, visible
+from bot.present import account_label, hunt_headline, is_own_key, short_key, tally, visible
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError
 from checks.record import FINDING_FIELDS
@@ -108,7 +108,7 @@ def _row(f: Finding) -> dict[str, str]:
         "TIME (UTC)": e.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
         "SEVERITY": SEVERITY_MARK[f.severity],
         "WHO → FOR WHOM": f"{who} → {whom}",
-        "ACCOUNT": safe_text(f.account_id or "-"),
+        "ACCOUNT": safe_text(account_label(f.account_id, f.account_name) if f.account_id else "-"),
         "REGION": safe_text(e.region or "-"),
         "SOURCE IP": safe_text(e.source_ip or "-", 45),
         "KEY": key,
@@ -167,7 +167,8 @@ def format_key_report(report: KeyReport, now: datetime | None = None) -> str:
         lines.append(
             f"Created {isoformat_z(e.event_time)} by {safe_text(e.actor.name)} "
             f"({safe_text(e.actor.type)} {safe_text(e.actor.arn)}) for {safe_text(e.target_user)} "
-            f"in {safe_text(created.account_id)} from {safe_text(e.source_ip)}"
+            f"in {safe_text(account_label(created.account_id, created.account_name))} "
+            f"from {safe_text(e.source_ip)}"
         )
         lines.append(f"  user agent: {safe_text(e.user_agent, 200)}")
         lines.append(f"  severity: {created.severity.value} ({', '.join(created.reasons)})")

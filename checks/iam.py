@@ -62,3 +62,9 @@ def _utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return None
+
+
+def fetch_account_alias(iam: Any) -> str | None:
+    """The account's alias (an account has at most one), or None when it has none."""
+    aliases = iam.list_account_aliases().get("AccountAliases") or []
+    return str(aliases[0]) if aliases else None

@@ -214,6 +214,9 @@ class Finding:
     user_keys: tuple[KeyInfo, ...] | None = None
     # The retirements that made it a likely rotation (CloudTrail), oldest first.
     retired: tuple[KeyRetirement, ...] = ()
+    # What the on-call calls the account ("prod"): from the config, the Organization or the
+    # account alias; None when none is known.
+    account_name: str | None = None
 
     @property
     def account_id(self) -> str | None:

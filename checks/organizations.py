@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
-def fetch_active_accounts(organizations: Any) -> list[str]:
-    """IDs of every ACTIVE account, following pagination; suspended ones are left out."""
-    accounts: list[str] = []
+def fetch_active_accounts(organizations: Any) -> dict[str, str | None]:
+    """Every ACTIVE account's ID and name, sorted by ID, following pagination; suspended ones
+    are left out. The names come with the listing: no extra call per account."""
+    accounts: dict[str, str | None] = {}
     for page in organizations.get_paginator("list_accounts").paginate():
         for account in page.get("Accounts", []):
             # `State` replaces the deprecated `Status`; read whichever the API returns.
             state = account.get("State") or account.get("Status")
             if state == "ACTIVE":
-                accounts.append(str(account["Id"]))
-    return sorted(accounts)
+                name = account.get("Name")
+                accounts[str(account["Id"])] = str(name) if name else None
+    return dict(sorted(accounts.items()))

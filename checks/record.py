@@ -37,6 +37,7 @@ FINDING_FIELDS: tuple[str, ...] = (
     "reasons",
     "status",
     "malformed_fields",
+    "account_name",
 )
 # Beyond the contract, kept by the store under "detail": the parsed event's other fields.
 _EVENT_DETAIL = ("request_user", "response_user", "error_message")
@@ -67,6 +68,7 @@ def to_record(finding: Finding) -> dict[str, Any]:
         "reasons": list(finding.reasons),
         "status": finding.status,
         "malformed_fields": list(e.problems),
+        "account_name": finding.account_name,
     }
     return {name: values[name] for name in FINDING_FIELDS}
 
@@ -146,6 +148,7 @@ def from_stored(record: Mapping[str, Any]) -> Finding:
         user_keys=tuple(_key_info(k) for k in _list(keys) if isinstance(k, Mapping))
         if keys is not None
         else None,
+        account_name=_opt(record.get("account_name")),
         retired=tuple(
             KeyRetirement(_opt(r.get("access_key_id")), str(r["action"]), _parse_time(str(r["at"])))
             for r in _list(record.get("retired_keys"))

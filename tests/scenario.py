@@ -69,6 +69,7 @@ FINDING_KEYS = (
     "reasons",
     "status",
     "malformed_fields",
+    "account_name",  # added by keyhunt (issue 11): what the account is called, or null
 )
 
 

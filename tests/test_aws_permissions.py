@@ -165,10 +165,19 @@ def test_template_role_grants_exactly_the_per_account_part_of_the_policy(
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert statement["Sid"].startswith(PER_ACCOUNT_SID)
-    iam = [s for s in statements if any(a.startswith("iam:") for a in actions_of([s]))]
-    assert [s["Resource"] for s in iam] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
-    ]
+    iam = {
+        s["Sid"]: (sorted(actions_of([s])), s["Resource"])
+        for s in statements
+        if any(a.startswith("iam:") for a in actions_of([s]))
+    }
+    assert iam == {
+        "PerAccountReadAccessKeyMetadata": (
+            ["iam:GetAccessKeyLastUsed", "iam:ListAccessKeys"],
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"},
+        ),
+        # ListAccountAliases has no resource-level permissions: "*" is its narrowest grant.
+        "PerAccountReadAccountAliasForItsName": (["iam:ListAccountAliases"], "*"),
+    }
 
 
 def test_template_trusts_the_bot_with_an_optional_external_id(template: dict[str, Any]) -> None:
@@ -270,6 +279,7 @@ class Recording:
     keys: list[KeyReport]
     check_rc: int
     check_output: str
+    named: HuntResult  # the same accounts listed by ID: names from their aliases
 
 
 def unique_account() -> str:
@@ -333,6 +343,8 @@ def seed(
     ]
     *active, closed = members
     orgs.close_account(AccountId=closed)
+    for n, account in enumerate(active):  # what names accounts listed by ID
+        client_in(account, "iam").create_account_alias(AccountAlias=f"member-{n}-alias")
 
     # keyhunt's own account: dave rotates his key (rotation context, enrichment as itself).
     iam = client_in(management, "iam")
@@ -439,6 +451,12 @@ def recording(fake_aws: FakeAWS, tmp_path_factory: pytest.TempPathFactory) -> It
         hunt = hunter.hunt(HuntRequest(window))
         done("hunt")
 
+        # Accounts listed by ID (not the Organization): their names come from their aliases.
+        flow("hunt-listed")
+        listed = settings_for(tmp, slack, ",".join([org.management, *org.active]))
+        named = Components(listed).hunter.hunt(HuntRequest(window))
+        done("hunt-listed")
+
         flow("key")  # one key made in a member account, one in keyhunt's own
         keys = [hunter.investigate(key_id, window) for key_id in key_ids]
         done("key")
@@ -449,7 +467,7 @@ def recording(fake_aws: FakeAWS, tmp_path_factory: pytest.TempPathFactory) -> It
         done("check")
         recorder.flow = ""
 
-        yield Recording(org, recorder, lookups, hunt, keys, check_rc, out.getvalue())
+        yield Recording(org, recorder, lookups, hunt, keys, check_rc, out.getvalue(), named)
     fake_aws.reset()
 
 
@@ -467,6 +485,9 @@ def test_the_flows_ran_cleanly(recording: Recording) -> None:
         assert report.last_use is not None
         assert report.owner_keys
     assert recording.check_rc == 0, recording.check_output
+    assert recording.named.errors == []
+    assert {f.account_name for f in recording.hunt.findings} >= {"member-0"}  # the listing's
+    assert {f.account_name for f in recording.named.findings} >= {"member-0-alias"}
 
 
 def test_policy_grants_exactly_the_actions_keyhunt_performs(recording: Recording) -> None:
@@ -553,7 +574,7 @@ def test_fetch_active_accounts_keeps_active_ones_across_pages() -> None:
         stub.add_response(
             "list_accounts",
             page(
-                {"Id": "111111111111", "State": "ACTIVE", "Status": "ACTIVE"},
+                {"Id": "111111111111", "Name": "ops", "State": "ACTIVE", "Status": "ACTIVE"},
                 {"Id": "222222222222", "State": "PENDING_CLOSURE", "Status": "PENDING_CLOSURE"},
                 {"Id": "333333333333", "State": "SUSPENDED", "Status": "SUSPENDED"},
                 token="page-2",
@@ -568,7 +589,7 @@ def test_fetch_active_accounts_keeps_active_ones_across_pages() -> None:
             ),
             {"NextToken": "page-2"},
         )
-        assert fetch_active_accounts(client) == ["111111111111", "444444444444"]
+        assert fetch_active_accounts(client) == {"111111111111": "ops", "444444444444": None}
         stub.assert_no_pending_responses()
 
 

@@ -416,6 +416,7 @@ def test_to_record_of_an_sso_session() -> None:
         "reasons": ["key_for_other_user"],
         "status": "open",
         "malformed_fields": [],
+        "account_name": None,  # classify knows no names; the hunt adds them
     }
 
 

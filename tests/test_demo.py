@@ -52,7 +52,7 @@ def test_every_line_fits_its_box(demo: str) -> None:
 def test_a_headline_is_wrapped_at_words_never_cut(demo: str) -> None:
     texts = boxed_texts(demo)
     (failed,) = [t for t in texts if "mallory tried to create an access key for bob" in t]
-    assert failed.endswith("in 123456789012, us-east-1")
+    assert failed.endswith("in security (123456789012), us-east-1")
     (hunt,) = [t for t in texts if t.startswith("Hunted 2 accounts") and "(" in t]
     assert re.search(r": 4 findings \(critical 1 · high 1 · medium 1 · low 1\)$", hunt)
 

@@ -41,6 +41,7 @@ from tests.scenario import (
     create_access_key,
     hunt_scenario,
     iam_user,
+    role_arn,
     root,
 )
 
@@ -730,3 +731,48 @@ def test_since_after_until_names_both(keyhunt: Keyhunt) -> None:
 
     assert run.code == 2
     assert f"--since {since} is after --until {until}" in run.stderr
+
+
+def _iam_in(fake: FakeAWS, account: str) -> Any:
+    """An IAM client in `account`, reached as keyhunt reaches it (AssumeRole from the caller)."""
+    sts = boto3.client(
+        "sts",
+        region_name=REGION,
+        endpoint_url=fake.endpoint_url,
+        aws_access_key_id=DUMMY_ACCESS_KEY,
+        aws_secret_access_key=DUMMY_SECRET_KEY,
+    )
+    creds = sts.assume_role(RoleArn=role_arn(account), RoleSessionName="seed")["Credentials"]
+    return boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=fake.endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def test_accounts_are_shown_by_name(keyhunt: Keyhunt, fake: FakeAWS) -> None:
+    """The config's name wins; an account it does not name goes by its alias; one with
+    neither by its ID alone. Names are in the JSON and in the table, the ID beside them."""
+    now = datetime.now(UTC)
+    fake.add_events(CALLER, REGION, [create_access_key(root(CALLER), now)])
+    fake.add_events(PEER, REGION, [create_access_key(root(PEER), now)])
+    iam = _iam_in(fake, PEER)
+    iam.create_account_alias(AccountAlias="prod-alias")
+    try:
+        named = hunt_jsonl(keyhunt, KEYHUNT_ACCOUNTS=f"{CALLER}=security,{PEER}")
+        table = keyhunt("hunt", "--format", "table", KEYHUNT_ACCOUNTS=f"{CALLER}=security,{PEER}")
+        unnamed = hunt_jsonl(keyhunt, KEYHUNT_ACCOUNTS=CALLER)
+    finally:
+        iam.delete_account_alias(AccountAlias="prod-alias")  # moto's state outlives the test
+
+    assert named.code == 0, named.stderr
+    assert {r["account_id"]: r["account_name"] for r in named.records} == {
+        CALLER: "security",
+        PEER: "prod-alias",
+    }
+    assert f"security ({CALLER})" in table.stdout
+    assert f"prod-alias ({PEER})" in table.stdout
+    assert [r["account_name"] for r in unnamed.records] == [None]

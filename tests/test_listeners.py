@@ -4,7 +4,7 @@ go through signed HTTP requests end to end)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +60,9 @@ class FakeHunter:
     def investigate(self, access_key_id: str, window: Window) -> KeyReport:
         self.investigated.append(access_key_id)
         return KeyReport(access_key_id, window, [])
+
+    def names_for(self, accounts: Iterable[str]) -> dict[str, str]:
+        return {}
 
 
 @pytest.fixture

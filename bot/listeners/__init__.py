@@ -10,7 +10,7 @@ are plain functions, never `functools.wraps` (unwrap would reach the `deps` para
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +32,8 @@ class Hunter(Protocol):
     def hunt(self, request: HuntRequest) -> HuntResult: ...
 
     def investigate(self, access_key_id: str, window: Window) -> KeyReport: ...
+
+    def names_for(self, accounts: Iterable[str]) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)

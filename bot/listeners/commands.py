@@ -67,13 +67,15 @@ def answer(deps: Deps, parsed: Any) -> tuple[str, Any]:
     if isinstance(parsed, Help):
         return render_usage()
     if isinstance(parsed, Status):
+        health = deps.store.target_health()
         return render_status(
-            deps.store.target_health(),
+            health,
             deps.store.poll_runs_since(now - timedelta(hours=24)),
             deps.store.pending_count(),
             now,
             deps.settings.poll_minutes,
             deps.state.last_error,
+            names=deps.hunter.names_for(h.account_id for h in health),
         )
     if isinstance(parsed, KeyLookup):
         report = deps.hunter.investigate(parsed.access_key_id, Window(now - MAX_LOOKBACK, now))

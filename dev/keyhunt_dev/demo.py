@@ -148,6 +148,9 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
+    # What the on-call calls them: keyhunt reads each account's alias (iam:ListAccountAliases).
+    caller_iam.create_account_alias(AccountAlias="security")
+    prod_iam.create_account_alias(AccountAlias="prod")
     caller_iam.create_user(UserName="dave")
     old = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
     new = caller_iam.create_access_key(UserName="dave")["AccessKey"]["AccessKeyId"]
@@ -274,7 +277,10 @@ def _replay(
         "keyhunt demo — fake AWS (moto + LookupEvents emulator) and a fake Slack, "
         "the real bot in between"
     )
-    out.line(f"Accounts {CALLER} (keyhunt's own) and {PROD} (through AssumeRole), us-east-1.")
+    out.line(
+        f"Accounts security ({CALLER}, keyhunt's own) and prod ({PROD}, through AssumeRole), "
+        "us-east-1; named by their account aliases."
+    )
 
     out.title("1. One poll")
     outcome = parts.poller.run_once()

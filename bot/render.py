@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.present import account_label, hunt_headline, is_own_key, short_key, tally, visible
+from bot.present import (
+    account_label,
+    hunt_headline,
+    is_own_key,
+    plural,
+    short_key,
+    tally,
+    visible,
+)
 from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
 from checks.investigate import KeyReport
@@ -83,8 +91,14 @@ def _bound(text: str, limit: int = SECTION_LIMIT) -> str:
 
 
 def when(value: datetime, now: datetime) -> str:
-    stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"{stamp} ({ago(value, now)})"
+    return f"{slack_time(value)} ({ago(value, now)})"
+
+
+def slack_time(value: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A time each reader sees in their own time zone (Slack's date token), UTC where a client
+    cannot show the token (the fallback after `|`: notifications, old clients)."""
+    fallback = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(value.timestamp())}^{fmt}|{fallback}>"
 
 
 def ago(value: datetime, now: datetime) -> str:
@@ -123,7 +137,7 @@ def alert_text(finding: Finding) -> str:
         error = plain(e.error_code, 64)
         what = f"{actor} tried to create an access key for {target} ({error})"
     elif is_own_key(finding):
-        what = f"{actor} created an access key for themselves"
+        what = f"{actor} created their own access key"
     else:
         what = f"{actor} created an access key for {target}"
     unread = " (keyhunt could not read all of its record)" if e.problems else ""
@@ -166,18 +180,20 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
         f"in {code(account_of(finding), 100)} · {code(finding.region, 32)} · "
         f"{when(e.event_time, now)}"
     )
+    # Two columns of one-line facts (label and value on one line), as the mockup: the alert
+    # stays about 8 lines. Long values are bounded here; the investigation has them whole.
     fields = [
-        mrkdwn(f"*Source IP*\n{code(e.source_ip, 64)}"),
-        mrkdwn(f"*User agent*\n{code(e.user_agent, 300)}"),
-        mrkdwn(f"*Why*\n{escape(reason_words(finding.reasons))}"),
-        mrkdwn(f"*New key*\n{code(key, 128)}" if key else "*New key*\nnone (the call failed)"),
+        mrkdwn(f"*Source IP*  {code(e.source_ip, 64)}"),
+        mrkdwn(f"*New key*  {code(key, 128)}" if key else "*New key*  none (the call failed)"),
+        mrkdwn(f"*Why*  {escape(reason_words(finding.reasons))}"),
+        mrkdwn(f"*User agent*  {code(e.user_agent, 120)}"),
     ]
     if e.error_code:
-        fields.append(mrkdwn(f"*Error*\n{code(e.error_code, 100)}"))
+        fields.append(mrkdwn(f"*Error*  {code(e.error_code, 100)}"))
     if finding.user_keys is not None:
         fields.append(
             mrkdwn(
-                f"*{code(e.target_user, 64)}'s keys now (IAM)*\n"
+                f"*{code(e.target_user, 64)}'s keys (IAM)*  "
                 f"{escape(describe_user_keys(finding, now))}"
             )
         )
@@ -194,9 +210,10 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     if buttons:
         blocks.append({"type": "actions", "block_id": "triage", "elements": buttons})
     step = next_step_for(finding.reasons)
+    footer = [f"event {code(stored.event_id, 128)} · keyhunt"]
     if step and stored.triage.status != EXPECTED_ROTATION:  # closed: nothing left to do
-        blocks.append(context(f"👉 Next: {escape(step)}"))
-    blocks.append(context(f"event {code(stored.event_id, 128)} · keyhunt"))
+        footer.insert(0, f"👉 Next: {escape(step)}")
+    blocks.append(context(*footer))
     return alert_text(finding), blocks
 
 
@@ -233,7 +250,7 @@ def retirement_words(retired: KeyRetirement | None, finding: Finding, now: datet
 def render_status_line(triage: Triage) -> str | None:
     if triage.status == OPEN or not triage.decided_by:
         return None
-    at = triage.decided_at.astimezone(UTC).strftime("%H:%M UTC") if triage.decided_at else ""
+    at = slack_time(triage.decided_at, "{time}") if triage.decided_at else ""
     user = f"<@{triage.decided_by}>"  # a Slack user ID from Slack itself, validated on input
     if triage.status == EXPECTED_ROTATION:
         return f"✅ *Expected rotation* — marked by {user} at {at}"
@@ -316,16 +333,16 @@ def render_hunt(result: HuntResult, max_rows: int = 40) -> tuple[str, Blocks]:
         )
     text = f"{head} ({counts})"
     if result.errors:
-        text += f"; {len(result.failed_targets)} target(s) could not be read"
+        text += f"; {plural(len(result.failed_targets), 'target')} could not be read"
     if unreadable:
-        text += f"; {unreadable} CloudTrail record(s) could not be read"
+        text += f"; {plural(unreadable, 'CloudTrail record')} could not be read"
     return text, blocks[:MAX_BLOCKS]
 
 
 def unreadable_records(count: int) -> str:
     return (
-        f"{count} CloudTrail record(s) could not be read (not JSON); any CreateAccessKey among "
-        "them is listed as malformed"
+        f"{plural(count, 'CloudTrail record')} could not be read (not JSON); "
+        "any CreateAccessKey among them is listed as malformed"
     )
 
 
@@ -395,8 +412,8 @@ def render_investigation(
     key = short_key(report.access_key_id)
     since = report.creation.event.event_time if report.creation else report.window.start
     lines = [
-        f"*What {code(key)} has done since {since.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}*"
-        f" (CloudTrail, {len({t.region for t in report.targets})} region(s))"
+        f"*What {code(key)} has done since {slack_time(since)}*"
+        f" (CloudTrail, {plural(len({t.region for t in report.targets}), 'region')})"
     ]
     for call in report.activity[:max_rows]:
         source = visible(call.event_source or "", 64).removesuffix(".amazonaws.com")
@@ -435,7 +452,7 @@ def render_investigation(
     notes = about_rules(reasons)
     if notes:
         blocks.append(context(*notes))
-    text = f"Investigation of {key}: {len(report.activity)} API call(s) since creation"
+    text = f"Investigation of {key}: {plural(len(report.activity), 'API call')} since creation"
     return text, blocks
 
 
@@ -453,8 +470,8 @@ def render_status(
     failures = [r for r in runs if not r.ok]
     head = (
         f"Poller: every {poll_minutes} min, last success "
-        f"{ago(last_ok, now) if last_ok else 'never'}, {len(failures)} failed poll(s) in 24 h, "
-        f"{pending} post(s) pending"
+        f"{ago(last_ok, now) if last_ok else 'never'}, "
+        f"{plural(len(failures), 'failed poll')} in 24 h, {plural(pending, 'post')} pending"
     )
     lines = [f"*{escape(head)}*"]
     if scheduler_error:
@@ -468,7 +485,7 @@ def render_status(
         where = account_label(h.account_id, (names or {}).get(h.account_id))
         line = f"{code(where, 100)} {code(h.region, 24)}: last read {ok}"
         if h.consecutive_failures:
-            line += f" · ⚠ {h.consecutive_failures} failure(s): {code(h.last_error, 200)}"
+            line += f" · ⚠ {plural(h.consecutive_failures, 'failure')}: {code(h.last_error, 200)}"
         lines.append(line)
     if len(health) > shown:
         lines.append(f"…and {len(health) - shown} more account/region pairs not shown")
@@ -489,7 +506,7 @@ def render_digest(
     triaged = sum(1 for f in day if f.triage.status != OPEN)
     counts = tally(f.finding.severity for f in day)
     first = (
-        f"Yesterday: {len(day)} new key event(s) ({counts}); {triaged} triaged, "
+        f"Yesterday: {plural(len(day), 'new key event')} ({counts}); {triaged} triaged, "
         f"{len(day) - triaged} still open"
     )
     lines = [f"*{escape(first)}*"]
@@ -505,14 +522,14 @@ def render_digest(
     failures = sum(1 for r in runs if not r.ok)
     lines.append(
         f"Poller: every {poll_minutes} min, last success "
-        f"{ago(last_ok, now) if last_ok else 'never'}, {failures} failure(s) in 24 h"
+        f"{ago(last_ok, now) if last_ok else 'never'}, {plural(failures, 'failure')} in 24 h"
     )
     unread = [h for h in health if h.consecutive_failures]
     for h in unread[:10]:  # never let "0 new keys" read as "all clear" for an unread account
         where = account_label(h.account_id, (names or {}).get(h.account_id))
         lines.append(
             f"⚠ could not read {code(where, 100)} {code(h.region, 24)} "
-            f"({h.consecutive_failures} poll(s) in a row): {code(h.last_error, 200)}"
+            f"({plural(h.consecutive_failures, 'poll')} in a row): {code(h.last_error, 200)}"
         )
     if len(unread) > 10:
         lines.append(f"…and {len(unread) - 10} more unread account/region pairs")
@@ -520,9 +537,9 @@ def render_digest(
     if unreadable:
         lines.append(f"⚠ {unreadable_records(unreadable)}, in 24 h")
     if unread:
-        first += f"; ⚠ {len(unread)} account/region pair(s) could not be read"
+        first += f"; ⚠ {plural(len(unread), 'account/region pair')} could not be read"
     if unreadable:
-        first += f"; ⚠ {unreadable} CloudTrail record(s) could not be read"
+        first += f"; ⚠ {plural(unreadable, 'CloudTrail record')} could not be read"
     return first, [section("\n".join(lines))]
 
 

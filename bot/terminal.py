@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.present import account_label, hunt_headline, is_own_key, short_key, tally, visible
+from bot.present import account_label, hunt_headline, is_own_key, plural, short_key, tally, visible
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError
 from checks.record import FINDING_FIELDS
@@ -47,9 +47,11 @@ def summary_line(result: HuntResult) -> str:
     line = f"{hunt_headline(result)} ({tally(f.severity for f in result.findings)})"
     unread = len(result.failed_targets)
     if unread:
-        line += f" — PARTIAL: {unread} of {len(result.targets)} target(s) could not be read"
+        line += f" — PARTIAL: {unread} of {plural(len(result.targets), 'target')} could not be read"
     if result.stats.unreadable:
-        line += f" — PARTIAL: {result.stats.unreadable} CloudTrail record(s) could not be read"
+        line += (
+            f" — PARTIAL: {plural(result.stats.unreadable, 'CloudTrail record')} could not be read"
+        )
     return line
 
 

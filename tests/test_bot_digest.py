@@ -40,13 +40,13 @@ def test_digest_counts_by_severity_and_status_names_the_oldest_open_and_poller_h
     message = make_bot.slack.messages[CHANNEL][ts]
     assert not message.is_reply
     assert message.text == (
-        "Yesterday: 3 new key event(s) (critical 1 · high 1 · medium 1 · low 0); "
+        "Yesterday: 3 new key events (critical 1 · high 1 · medium 1 · low 0); "
         "1 triaged, 2 still open"
     )
     shown = "\n".join(mrkdwn_texts(message.blocks))
     assert f"Oldest open: `{actor}` → `{target}` in `123456789012`, waiting 0 min" in shown
     assert "(2 open in all)" in shown
-    assert "Poller: every 5 min, last success 0 min ago, 0 failure(s) in 24 h" in shown
+    assert "Poller: every 5 min, last success 0 min ago, 0 failures in 24 h" in shown
     assert block_kit_problems(message.blocks) == []
     assert other
     assert mine
@@ -59,10 +59,10 @@ def test_digest_of_a_quiet_day(make_bot: BotFactory) -> None:
     ts = post_digest(bot.store, bot.parts.slack, CHANNEL, 5, datetime.now(UTC))
 
     message = make_bot.slack.messages[CHANNEL][ts]
-    assert message.text.startswith("Yesterday: 0 new key event(s)")
+    assert message.text.startswith("Yesterday: 0 new key events")
     shown = "\n".join(mrkdwn_texts(message.blocks))
     assert "Oldest open" not in shown
-    assert "Poller: every 5 min, last success 0 min ago, 0 failure(s) in 24 h" in shown
+    assert "Poller: every 5 min, last success 0 min ago, 0 failures in 24 h" in shown
 
 
 def test_digest_names_an_account_that_could_not_be_read(make_bot: BotFactory) -> None:
@@ -74,7 +74,7 @@ def test_digest_names_an_account_that_could_not_be_read(make_bot: BotFactory) ->
     ts = post_digest(bot.store, bot.parts.slack, CHANNEL, 5, datetime.now(UTC))
 
     message = make_bot.slack.messages[CHANNEL][ts]
-    assert message.text.startswith("Yesterday: 0 new key event(s)")
-    assert message.text.endswith("; ⚠ 1 account/region pair(s) could not be read")
+    assert message.text.startswith("Yesterday: 0 new key events")
+    assert message.text.endswith("; ⚠ 1 account/region pair could not be read")
     shown = "\n".join(mrkdwn_texts(message.blocks))
-    assert f"⚠ could not read `{OTHER}` `us-east-1` (1 poll(s) in a row): `lookup: " in shown
+    assert f"⚠ could not read `{OTHER}` `us-east-1` (1 poll in a row): `lookup: " in shown

@@ -21,6 +21,7 @@ from checks.model import Window
 from keyhunt_dev import records as r
 from keyhunt_dev.slack import post_to_bot
 from tests.conftest import keyhunt_env, run_keyhunt
+from tests.slack_tokens import date_token
 from tests.slackbot import (
     CALLER,
     CHANNEL,
@@ -70,7 +71,7 @@ def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
     texts = "\n".join(mrkdwn_texts(message.blocks))
     decision = bot.store.history(event_id)
     assert len(decision) == 1
-    at = decision[0].at.strftime("%H:%M UTC")
+    at = date_token(decision[0].at, "{time}")
     assert f"Expected rotation* — marked by <@{TRIAGER}> at {at}" in texts
     assert buttons_of(message.blocks) == []
     assert update.args["text"].strip()  # chat.update carries the fallback text too

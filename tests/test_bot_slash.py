@@ -169,12 +169,12 @@ def test_status_shows_each_account_and_region_and_the_pending_posts(
     answer = bot.answer(reply.key).body
     text = answer_text(answer)
     assert "Poller: every 5 min, last success 0 min ago" in text
-    assert "1 post(s) pending" in text
+    assert "1 post pending" in text
     lines = {line.split(":")[0]: line for line in text.splitlines() if line.startswith("`")}
     assert lines[f"`{CALLER}` `us-east-1`"].endswith("last read 0 min ago")
     failing = lines[f"`{OTHER}` `us-east-1`"]
     assert "last read never" in failing
-    assert "1 failure(s)" in failing
+    assert "1 failure" in failing
     assert "AccessDeniedException" in failing
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.render import ACTION_EXPECTED
 from keyhunt_dev import records as r
+from tests.slack_tokens import without_date_tokens
 from tests.slackbot import (
     CALLER,
     CHANNEL,
@@ -66,7 +67,7 @@ def hostile_records(when: Any) -> list[dict[str, Any]]:
 def assert_literal(message: dict[str, Any], allowed_mentions: tuple[str, ...] = ()) -> None:
     """No mention, broadcast or link outside `allowed_mentions`; every mrkdwn object is
     verbatim; hostile words only ever inside inline code; Block Kit limits respected."""
-    dumped = json.dumps(message, ensure_ascii=False)
+    dumped = without_date_tokens(json.dumps(message, ensure_ascii=False))
     for allowed in allowed_mentions:
         dumped = dumped.replace(allowed, "")
     for control in SLACK_CONTROL:

@@ -58,7 +58,7 @@ def test_a_headline_is_wrapped_at_words_never_cut(demo: str) -> None:
 
 
 def test_cloudtrail_text_is_shown_exactly_as_it_came(demo: str) -> None:
-    assert "`Boto3/1.35.0 md/Botocore#1.35.0 <!channel> *urgent*`" in boxed_texts(demo)
+    assert "User agent  `Boto3/1.35.0 md/Botocore#1.35.0 <!channel> *urgent*`" in boxed_texts(demo)
 
 
 def test_names_are_resolved_through_the_slack_stand_in(demo: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,7 @@ from checks.model import (
 )
 from checks.record import from_stored
 from keyhunt_dev import records as r
+from tests.slack_tokens import date_token, without_date_tokens
 from tests.slackbot import (
     CALLER,
     OTHER,
@@ -112,8 +114,8 @@ def test_alert_for_another_user_reads_like_the_mockup() -> None:
     assert text == "🔴 HIGH  alice created an access key for bob in 123456789012, us-east-1"
     shown = all_text(blocks)
     assert shown.startswith("*🔴 High — access key created for another user*\n`alice`")
-    assert "2026-11-29 14:11 UTC (9 min ago)" in shown
-    assert "*Why*\ncreated for a different user" in shown
+    assert "|2026-11-29 14:11 UTC> (9 min ago)" in shown
+    assert "*Why*  created for a different user" in shown
     assert f"event `{finding.event.event_id}` · keyhunt" in shown
     assert buttons_of(blocks) == ["Expected rotation", "Investigate"]
     assert_valid(text, blocks)
@@ -123,10 +125,8 @@ def test_alert_for_own_key_and_for_root() -> None:
     own_text, _ = render_alert(stored(finding_of(self_key(NOW, user="dave"))), NOW)
     root_text, root_blocks = render_alert(stored(finding_of(root_key(NOW))), NOW)
 
-    assert own_text == (
-        "🟠 MEDIUM  dave created an access key for themselves in 123456789012, us-east-1"
-    )
-    assert root_text.startswith("🚨 CRITICAL  root created an access key for themselves")
+    assert own_text == ("🟠 MEDIUM  dave created their own access key in 123456789012, us-east-1")
+    assert root_text.startswith("🚨 CRITICAL  root created their own access key")
     assert "root user created an access key" in all_text(root_blocks)
 
 
@@ -146,8 +146,8 @@ def test_alert_for_a_failed_call() -> None:
         "mallory tried to create an access key for bob (AccessDenied) in 123456789012, us-east-1"
     )
     shown = all_text(blocks)
-    assert "*New key*\nnone (the call failed)" in shown
-    assert "*Error*\n`AccessDenied`" in shown
+    assert "*New key*  none (the call failed)" in shown
+    assert "*Error*  `AccessDenied`" in shown
 
 
 def test_alert_shows_the_target_users_keys_when_known() -> None:
@@ -166,7 +166,7 @@ def test_alert_shows_the_target_users_keys_when_known() -> None:
     _, blocks = render_alert(stored(finding), NOW)
 
     shown = all_text(blocks)
-    assert "*`bob`'s keys now (IAM)*\n2 active; other key AKIA…1234, active, 212 days old" in shown
+    assert "*`bob`'s keys (IAM)*  2 active; other key AKIA…1234, active, 212 days old" in shown
 
 
 def test_a_rotation_says_which_key_was_retired_and_when() -> None:
@@ -232,8 +232,8 @@ def test_an_open_alert_ends_with_its_rules_next_step(record: dict[str, Any], ste
 
     (line,) = [t for t in mrkdwn_texts(blocks) if t.startswith("👉 Next: ")]
     assert line.removeprefix("👉 Next: ").startswith(step)
-    assert blocks[-2]["type"] == "context"  # just before the footer
-    assert blocks[-1]["type"] == "context"
+    assert blocks[-1]["type"] == "context"  # the footer: next step, then the event
+    assert blocks[-1]["elements"][0]["text"] == line
     closed = stored(finding_of(record), EXPECTED_ROTATION, "U0CAROL", NOW)
     assert not [t for t in mrkdwn_texts(render_alert(closed, NOW)[1]) if "Next:" in t]
 
@@ -243,12 +243,13 @@ def test_the_decision_line_names_who_and_when() -> None:
     expected = stored(finding_of(root_key(NOW)), EXPECTED_ROTATION, "U0CAROL", at)
     looking = stored(finding_of(root_key(NOW)), INVESTIGATING, "U0CAROL", at)
 
-    assert "✅ *Expected rotation* — marked by <@U0CAROL> at 14:33 UTC" in all_text(
-        render_alert(expected, at)[1]
+    assert (
+        f"✅ *Expected rotation* — marked by <@U0CAROL> at {date_token(at, '{time}')}"
+        in all_text(render_alert(expected, at)[1])
     )
-    assert "🔎 *Investigating* — <@U0CAROL> since 14:33 UTC; findings in the thread" in all_text(
-        render_alert(looking, at)[1]
-    )
+    assert (
+        f"🔎 *Investigating* — <@U0CAROL> since {date_token(at, '{time}')}; findings in the thread"
+    ) in all_text(render_alert(looking, at)[1])
     assert triage_buttons("some_future_state", "e") == []
 
 
@@ -292,14 +293,14 @@ def test_any_record_text_renders_literal_and_within_limits(
     text, blocks = render_alert(finding, NOW)
 
     assert_valid(text, blocks)
-    dumped = json.dumps(blocks, ensure_ascii=False) + text
+    dumped = without_date_tokens(json.dumps(blocks, ensure_ascii=False) + text)
     for control in SLACK_CONTROL:
         assert control not in dumped
     for obj in mrkdwn_texts(blocks):
         assert obj.count("`") % 2 == 0  # every code span closed
         # Outside code spans only our own template remains: no stray formatting characters
         # beyond the bold title and field labels.
-        assert "<" not in outside_code_spans(obj)
+        assert "<" not in outside_code_spans(without_date_tokens(obj))
     for ch in "<>`*_~":
         assert ch not in text
 
@@ -349,7 +350,7 @@ def test_a_hunt_says_which_targets_could_not_be_read() -> None:
 
     text, blocks = render_hunt(hunt_result([], errors, accounts=3))
 
-    assert text.endswith("; 2 target(s) could not be read")
+    assert text.endswith("; 2 targets could not be read")
     shown = all_text(blocks)
     assert f"⚠ `{OTHER}` `{REGION}`: assume_role failed: `AccessDenied` `&lt;!channel&gt; no`" in (
         shown
@@ -412,12 +413,12 @@ def test_status_shows_each_target_and_what_is_pending() -> None:
     text, blocks = render_status(health, runs, 4, NOW, 5, scheduler_error="poll: boom")
 
     assert text == (
-        "Poller: every 5 min, last success 7 min ago, 1 failed poll(s) in 24 h, 4 post(s) pending"
+        "Poller: every 5 min, last success 7 min ago, 1 failed poll in 24 h, 4 posts pending"
     )
     shown = all_text(blocks)
     assert f"`{CALLER}` `{REGION}`: last read 2 min ago" in shown
     assert (
-        f"`{OTHER}` `{REGION}`: last read never · ⚠ 3 failure(s): "
+        f"`{OTHER}` `{REGION}`: last read never · ⚠ 3 failures: "
         "`lookup: AccessDenied: &lt;!channel&gt;`"
     ) in shown
     assert "⚠ last job error: `poll: boom`" in shown
@@ -453,12 +454,12 @@ def test_digest_counts_by_severity_and_status_and_names_the_oldest_open() -> Non
     text, blocks = render_digest(day, [old, day[2]], runs, 5, NOW)
 
     assert text == (
-        "Yesterday: 3 new key event(s) (critical 1 · high 1 · medium 1 · low 0); "
+        "Yesterday: 3 new key events (critical 1 · high 1 · medium 1 · low 0); "
         "1 triaged, 2 still open"
     )
     shown = all_text(blocks)
     assert "Oldest open: `alice` → `bob` in `123456789012`, waiting 19 h (2 open in all)" in shown
-    assert "Poller: every 5 min, last success 2 min ago, 0 failure(s) in 24 h" in shown
+    assert "Poller: every 5 min, last success 2 min ago, 0 failures in 24 h" in shown
     assert_valid(text, blocks)
 
 
@@ -470,9 +471,9 @@ def test_digest_names_the_accounts_it_could_not_read() -> None:
 
     text, blocks = render_digest([], [], [], 5, NOW, health)
 
-    assert text.endswith("; ⚠ 1 account/region pair(s) could not be read")
+    assert text.endswith("; ⚠ 1 account/region pair could not be read")
     assert (
-        f"⚠ could not read `{OTHER}` `{REGION}` (4 poll(s) in a row): "
+        f"⚠ could not read `{OTHER}` `{REGION}` (4 polls in a row): "
         "`lookup: AccessDenied: &lt;!channel&gt;`"
     ) in all_text(blocks)
     assert_valid(text, blocks)
@@ -527,7 +528,7 @@ def test_investigation_lists_activity_bounded_with_iam_facts() -> None:
 
     text, blocks = render_investigation(report, NOW)
 
-    assert text == "Investigation of AKIA…3456: 45 API call(s) since creation"
+    assert text == "Investigation of AKIA…3456: 45 API calls since creation"
     shown = all_text(blocks)
     assert shown.count("`s3:ListBuckets`") == 30
     assert f"…and 15 more: `keyhunt key {key}`" in shown
@@ -554,11 +555,11 @@ def test_code_neutralises_everything_slack_would_interpret() -> None:
 @pytest.mark.parametrize(
     ("reasons", "error", "expected"),
     [
-        (["self_service"], None, "user created an access key for itself"),
+        (["self_service"], None, "user created their own access key"),
         (
             ["self_service", "failed_attempt"],
             "LimitExceeded",
-            "user tried to create an access key for itself",
+            "user tried to create their own access key",
         ),
         (["root_actor"], "AccessDenied", "root user tried to create an access key"),
         (["key_for_other_user"], "AccessDenied", "failed attempt to create a key for another user"),
@@ -627,7 +628,7 @@ def test_an_alert_built_from_the_envelope_alone() -> None:
     shown = all_text(blocks)
     assert "access key created; keyhunt could not read all of its record" in shown
     assert "⚠ keyhunt could not read: `CloudTrailEvent` (`not JSON: " in shown
-    assert f"*New key*\n`{key}`" in shown
+    assert f"*New key*  `{key}`" in shown
     assert_valid(text, blocks)
 
 
@@ -692,8 +693,8 @@ def test_a_hunt_marks_malformed_rows_and_counts_unreadable_records() -> None:
     shown = all_text(blocks)
     assert "`dave` → (self)" in shown
     assert "⚠ partly unreadable" in shown
-    assert "⚠ 3 CloudTrail record(s) could not be read" in shown
-    assert text.endswith("; 3 CloudTrail record(s) could not be read")
+    assert "⚠ 3 CloudTrail records could not be read" in shown
+    assert text.endswith("; 3 CloudTrail records could not be read")
     assert_valid(text, blocks)
 
 
@@ -707,9 +708,9 @@ def test_status_and_digest_count_unreadable_records() -> None:
     _, status_blocks = render_status([], runs, 0, NOW, 5)
     text, digest_blocks = render_digest([], [], runs, 5, NOW)
 
-    assert "⚠ 3 CloudTrail record(s) could not be read" in all_text(status_blocks)
-    assert "⚠ 3 CloudTrail record(s) could not be read" in all_text(digest_blocks)
-    assert text.endswith("; ⚠ 3 CloudTrail record(s) could not be read")
+    assert "⚠ 3 CloudTrail records could not be read" in all_text(status_blocks)
+    assert "⚠ 3 CloudTrail records could not be read" in all_text(digest_blocks)
+    assert text.endswith("; ⚠ 3 CloudTrail records could not be read")
     # Nothing unreadable: nothing said.
     quiet = [dataclasses.replace(run, unreadable=0) for run in runs]
     assert "could not be read" not in all_text(render_status([], quiet, 0, NOW, 5)[1])
@@ -745,3 +746,39 @@ def test_investigation_says_what_each_matched_rule_is_and_gets_wrong() -> None:
     assert len(lines) == 2  # `suppressed` is not a rule
     _, plain = render_investigation(report, NOW)
     assert not [b for b in plain if b["type"] == "context"]
+
+
+def layout_rows(blocks: list[dict[str, Any]]) -> int:
+    """Rows as Slack lays an alert out on a wide screen: a section's text lines, its fields
+    two to a row, one row per actions or context block."""
+    rows = 0
+    for block in blocks:
+        if block["type"] == "section":
+            rows += block["text"]["text"].count("\n") + 1 if "text" in block else 0
+            fields = block.get("fields", [])
+            assert all("\n" not in f["text"] for f in fields), "a field is one line"
+            rows += (len(fields) + 1) // 2
+        else:
+            rows += 1
+    return rows
+
+
+def test_a_typical_alert_is_about_eight_lines() -> None:
+    """The short facts go in two columns, label and value on one line (issue 11)."""
+    key = new_key_id()
+    finding = replace(
+        finding_of(key_for_other(NOW, actor="alice", user="bob", key=key)),
+        user_keys=(KeyInfo(key, "Active", NOW),),
+    )
+    _, blocks = render_alert(stored(finding), NOW)
+    assert layout_rows(blocks) <= 8
+    denied = r.create_access_key(
+        r.iam_user(CALLER, "mallory"),
+        CALLER,
+        NOW,
+        user="bob",
+        new_key=None,
+        error=("AccessDenied", "User mallory is not authorized"),
+    )
+    _, failed = render_alert(stored(finding_of(denied)), NOW)
+    assert layout_rows(failed) <= 9  # one more fact: the error

@@ -33,8 +33,8 @@ HEADLINES = {
         "failed attempt to create a key for another user",
     ),
     "self_service": (
-        "user created an access key for itself",
-        "user tried to create an access key for itself",
+        "user created their own access key",
+        "user tried to create their own access key",
     ),
     "malformed": (
         "access key created; keyhunt could not read all of its record",
@@ -44,7 +44,7 @@ HEADLINES = {
 REASON_WORDS = {
     "root_actor": "made by the root user",
     "key_for_other_user": "created for a different user",
-    "self_service": "a user made a key for itself",
+    "self_service": "a user made their own key",
     "failed_attempt": "the call failed, so no key exists",
     "console": "made in the AWS console",
     "likely_rotation": "the user's other key was retired nearby (likely rotation)",
@@ -104,7 +104,7 @@ def test_headline_for_matches_the_old_headline(failed: bool) -> None:
 def test_headline_for_examples() -> None:
     assert headline_for(["self_service", "root_actor"], False) == "root user created an access key"
     assert headline_for(["malformed", "self_service"], True) == (
-        "user tried to create an access key for itself"
+        "user tried to create their own access key"
     )
     assert headline_for(["malformed"], False) == (
         "access key created; keyhunt could not read all of its record"

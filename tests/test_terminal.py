@@ -50,7 +50,7 @@ def test_the_table_shows_whole_key_ids_and_malformed_findings() -> None:
     table = format_table(result([mine, envelope_only()], unreadable=1))
 
     lines = table.splitlines()
-    assert lines[0].endswith("PARTIAL: 1 CloudTrail record(s) could not be read")
+    assert lines[0].endswith("PARTIAL: 1 CloudTrail record could not be read")
     (row,) = [line for line in lines if "bob" in line]
     assert key in row.split()
     (broken,) = [line for line in lines if "malformed" in line]

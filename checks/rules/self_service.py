@@ -16,14 +16,14 @@ RULE = Rule(
         "with a stolen session minting durable credentials."
     ),
     matches=matches,
-    words="a user made a key for itself",
+    words="a user made their own key",
     next_step=(
         "Confirm with the user that they made this key; if not, deactivate it and end the "
         "user's sessions."
     ),
     headline=(
-        "user created an access key for itself",
-        "user tried to create an access key for itself",
+        "user created their own access key",
+        "user tried to create their own access key",
     ),
     severity=Severity.MEDIUM,
     false_positives=("Engineers rotating their own keys.",),

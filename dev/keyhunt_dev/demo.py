@@ -562,8 +562,8 @@ class _Printer:
         for chunk in _wrap(self.readable(text), width - 2):
             print("│ " + chunk.ljust(width - 2) + " │")
         print("│" + " " * width + "│")
-        for line in _blocks_to_lines(blocks):
-            for chunk in _wrap(self.readable(line), width - 2):
+        for line in _blocks_to_lines(blocks, self.readable, (width - 2) // 2 - 1):
+            for chunk in _wrap(line, width - 2):
                 print("│ " + chunk.ljust(width - 2) + " │")
         print("└" + "─" * width + "┘")
 
@@ -579,6 +579,8 @@ class _Printer:
                 # Outside code spans a `*` is keyhunt's own bold marker (what came from
                 # CloudTrail is always in a code span), so every one goes.
                 part = part.replace("*", "")
+                # Slack's date token: a terminal shows its UTC fallback.
+                part = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]*)>", r"\1", part)
                 part = re.sub(r"<@([A-Z0-9]+)>", lambda m: self.names.user(m.group(1)), part)
                 part = re.sub(
                     r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: self.names.channel(m.group(1)), part
@@ -587,16 +589,26 @@ class _Printer:
         return "".join(shown)
 
 
-def _blocks_to_lines(blocks: list[dict[str, Any]]) -> list[str]:
+def _blocks_to_lines(
+    blocks: list[dict[str, Any]], readable: Callable[[str], str], column: int
+) -> list[str]:
+    """Each block's lines as shown; a section's fields go two to a row, as Slack lays them
+    out, when both fit in a column (`column` characters), else one to a row."""
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
         if kind in ("section", "context"):
             texts = [block["text"]["text"]] if "text" in block else []
-            texts += [f["text"] for f in block.get("fields", [])]
             texts += [e.get("text", "") for e in block.get("elements", [])]
             for text in texts:
-                lines.extend(text.splitlines())
+                lines.extend(readable(line) for line in text.splitlines())
+            fields = [readable(f["text"]) for f in block.get("fields", [])]
+            for i in range(0, len(fields), 2):
+                left, right = fields[i], fields[i + 1] if i + 1 < len(fields) else ""
+                if "\n" not in left + right and max(len(left), len(right)) <= column:
+                    lines.append(left.ljust(column + 2) + right)
+                else:
+                    lines.extend(t for f in (left, right) if f for t in f.splitlines())
         elif kind == "actions":
             lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
     return lines

@@ -7,15 +7,71 @@ import signal
 import sys
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.compose import Components
 from bot.exits import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, say_if_nothing_was_read
 from bot.hunting import planning_errors
 from bot.poller import EXPECTED_FAILURES
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
 log = logging.getLogger(__name__)
 # How long `poll --once` waits at most for another poller to finish before leaving it the work.
 LEASE_WAIT = timedelta(seconds=60)
+# How often the Socket Mode client pings Slack and checks on its connection (Bolt's default).
+# A reset connection is replaced at the next check, a silent one after about four checks
+# without a pong, one closed without a close frame after five failed pings (see README).
+SOCKET_PING_SECONDS = 10.0
+
+
+class SocketModeRefused(Exception):
+    """Slack would not open a Socket Mode connection with SLACK_APP_TOKEN."""
+
+
+def connect_socket_mode(
+    parts: Components, *, ping_interval: float = SOCKET_PING_SECONDS
+) -> SocketModeHandler:
+    """Bolt's SocketModeHandler for the app, connected; raises SocketModeRefused.
+
+    apps.connections.open goes through the app's own Web API client, so SLACK_API_URL and
+    keyhunt's retry handlers apply to it as to every other call. After this the client
+    reconnects by itself: on Slack's `disconnect` (refresh) message, and when the socket
+    closes or goes silent, each time with a fresh URL from apps.connections.open.
+    """
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
+
+    handler = SocketModeHandler(
+        parts.app,
+        parts.settings.slack_app_token,
+        web_client=parts.slack,
+        ping_interval=ping_interval,
+    )
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+    except SlackApiError as exc:
+        close_socket_mode(handler)
+        error = exc.response.get("error") if exc.response is not None else None
+        raise SocketModeRefused(
+            f"Slack refused SLACK_APP_TOKEN ({error or exc}): Socket Mode needs the app's "
+            "app-level token (xapp-…) with the connections:write scope (Basic Information → "
+            "App-Level Tokens), not the bot token"
+        ) from None
+    return handler
+
+
+def close_socket_mode(handler: SocketModeHandler) -> None:
+    """Close the Socket Mode client without waiting out its message loop.
+
+    slack_sdk's close() returns once that loop takes its next turn, and the loop waits up to
+    a second for a message; it is told to stop and handed one (None, which it skips) first.
+    """
+    client = handler.client
+    client.closed = True
+    client.message_queue.put(None)
+    handler.close()  # type: ignore[no-untyped-call]
 
 
 def poll_once(parts: Components) -> int:
@@ -72,23 +128,29 @@ def serve(parts: Components, socket_mode: bool = False, port: int | None = None)
     if missing:
         print(f"keyhunt: configuration error: serve needs {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
+    handler: SocketModeHandler | None = None
+    if socket_mode:
+        # Before the scheduler starts: a refused token leaves nothing running behind it.
+        try:
+            handler = connect_socket_mode(parts)
+        except SocketModeRefused as exc:
+            print(f"keyhunt: configuration error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     parts.scheduler.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        if socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            handler = SocketModeHandler(parts.app, settings.slack_app_token)
-            handler.connect()  # type: ignore[no-untyped-call]
-            # /healthz and /metrics still answer on the port, for the container's HEALTHCHECK.
+        # In Socket Mode too: /healthz and /metrics answer on the port, for the container's
+        # HEALTHCHECK.
         http = parts.http_server("0.0.0.0", port or settings.port)  # noqa: S104
         log.warning(
             "keyhunt serving on port %s (%s mode)", http.port, "Socket" if socket_mode else "HTTP"
         )
         stop.wait()
     finally:
+        if handler is not None:
+            close_socket_mode(handler)
         parts.scheduler.shutdown(wait=False)
         parts.leadership.release()
     return EXIT_OK

@@ -7,6 +7,11 @@ the LookupEvents emulator, reached by boto3 through AWS_ENDPOINT_URL) and FakeSl
 by slack_sdk through SLACK_API_URL). Requests go to the bot signed exactly like Slack signs
 them.
 
+A bot is reached over HTTP (the default) or over Socket Mode (`transport=SOCKET`): then it
+connects to FakeSlack's WebSocket with `SLACK_APP_TOKEN` and no signing secret, as
+`keyhunt serve --socket-mode` does, and `slash` and `click` send envelopes instead of signed
+requests; the same assertions hold for both.
+
 Nothing here is a pytest fixture, so test files import what they use explicitly and declare
 their own small fixtures around `BotFactory` (see tests/test_bot_flow.py).
 """
@@ -29,13 +34,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bot.compose import Components
 from bot.poller import PollOutcome
 from bot.render import ACTION_EXPECTED
+from bot.service import close_socket_mode, connect_socket_mode
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from checks.classify import classify
@@ -52,6 +58,10 @@ from keyhunt_dev.slack import (
     post_to_bot,
     slash_command_body,
 )
+from keyhunt_dev.slack_socket import Ack
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 CALLER = "123456789012"  # moto's account for the dummy credentials: keyhunt's own account
 OTHER = "222222222222"  # reached through AssumeRole
@@ -63,6 +73,17 @@ SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 DUMMY_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 DUMMY_SECRET_KEY = "dummy"
+
+# How the bot is reached: HTTP requests signed like Slack's, or Socket Mode envelopes.
+HTTP = "http"
+SOCKET = "socket"
+TRANSPORTS = (HTTP, SOCKET)
+# The Socket Mode client checks its connection this often (the product: 10 s), so a dropped
+# socket is replaced within a test's patience.
+SOCKET_PING_SECONDS = 0.5
+# How long a socket-mode `slash`/`click` waits for the ack; HTTP's answer comes with the
+# response, and Slack gives up after 3 s (a bot this slow fails the test either way).
+ACK_WAIT_SECONDS = 10.0
 
 Json = dict[str, Any]
 
@@ -279,7 +300,8 @@ def buttons_of(blocks: list[Json]) -> list[str]:
 
 @dataclass(frozen=True)
 class SlashReply:
-    """The bot's synchronous HTTP answer to a slash command (the ack)."""
+    """The bot's synchronous answer to a slash command (the ack): the HTTP response, or in
+    Socket Mode the ack's payload (status 200 once acked, 0 when no ack came)."""
 
     key: str  # the response_url key where the deferred answer will arrive
     status: int
@@ -324,7 +346,8 @@ def button_value(message: Json, action_id: str) -> str | None:
 
 
 class Bot:
-    """One keyhunt replica: the parts `keyhunt serve` builds (bot.compose), served on loopback."""
+    """One keyhunt replica: the parts `keyhunt serve` builds (bot.compose), served on loopback;
+    with `transport=SOCKET` also connected over Socket Mode (bot.service)."""
 
     def __init__(
         self,
@@ -333,9 +356,13 @@ class Bot:
         *,
         posts_per_second: float = 50.0,
         workers: int | None = None,
+        transport: str = HTTP,
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
         self.slack = slack
         self.settings = settings
+        self.transport = transport
         self.parts = Components(settings, workers=workers)
         if self.parts.poster is not None:
             # Slack's ~1 post/s pacing is the Poster's own concern (bench/bot_burst.py measures
@@ -345,6 +372,15 @@ class Bot:
         self.server = self.parts.http_server("127.0.0.1", 0)
         self.base_url = f"http://127.0.0.1:{self.server.port}"
         self.events_url = f"{self.base_url}/slack/events"
+        self.socket: SocketModeHandler | None = None
+        if transport == SOCKET:
+            before = len(slack.socket_mode.connections)
+            self.socket = connect_socket_mode(self.parts, ping_interval=SOCKET_PING_SECONDS)
+            wait_for(
+                lambda: len(slack.socket_mode.connections) > before,
+                10,
+                "the Socket Mode connection",
+            )
 
     @property
     def store(self) -> Store:
@@ -354,27 +390,36 @@ class Bot:
         return self.parts.poller.run_once()
 
     def close(self) -> None:
+        if self.socket is not None:
+            close_socket_mode(self.socket)
         self.server.stop()
         self.parts.close()
 
     # ---- talking to it like Slack ---------------------------------------------------
 
-    def click_body(
+    def click_fields(
         self, event_id: str, action: str = ACTION_EXPECTED, user: str = TRIAGER
-    ) -> bytes:
+    ) -> tuple[str, str, dict[str, Any]]:
+        """What a click on `action` in the alert of `event_id` sends: (action_id, value, the
+        other fields of `block_action_body` / `block_action_payload`)."""
         finding = self.store.get(event_id)
         if finding is None or not finding.message.channel or not finding.message.ts:
             raise AssertionError(f"{event_id} was never posted")
         message = self.slack.messages[finding.message.channel][finding.message.ts].as_dict()
-        return block_action_body(
-            action,
-            button_value(message, action) or event_id,
-            user_id=user,
-            channel_id=finding.message.channel,
-            message_ts=finding.message.ts,
-            message=message,
-            response_url=self.slack.response_url(unique("click")),
-        )
+        fields: dict[str, Any] = {
+            "user_id": user,
+            "channel_id": finding.message.channel,
+            "message_ts": finding.message.ts,
+            "message": message,
+            "response_url": self.slack.response_url(unique("click")),
+        }
+        return action, button_value(message, action) or event_id, fields
+
+    def click_body(
+        self, event_id: str, action: str = ACTION_EXPECTED, user: str = TRIAGER
+    ) -> bytes:
+        action_id, value, fields = self.click_fields(event_id, action, user)
+        return block_action_body(action_id, value, **fields)
 
     def click(
         self,
@@ -385,9 +430,24 @@ class Bot:
         secret: str = SIGNING_SECRET,
         timestamp: int | None = None,
     ) -> int:
+        """The HTTP status of the click; in Socket Mode 200 once acked (0: never acked)."""
+        if self.transport == SOCKET:
+            self._no_signature_in_socket_mode(secret, timestamp)
+            action_id, value, fields = self.click_fields(event_id, action, user)
+            envelope = self.slack.socket_mode.block_action(action_id, value, **fields)
+            return 200 if self.ack(envelope) is not None else 0
         body = self.click_body(event_id, action, user)
         status, _, _ = post_to_bot(self.events_url, body, secret, timestamp=timestamp)
         return status
+
+    def ack(self, envelope_id: str, timeout: float = ACK_WAIT_SECONDS) -> Ack | None:
+        """The bot's Socket Mode ack of `envelope_id`, once it came (None: not in time)."""
+        return self.slack.socket_mode.wait_ack(envelope_id, timeout)
+
+    @staticmethod
+    def _no_signature_in_socket_mode(secret: str, timestamp: int | None) -> None:
+        if secret != SIGNING_SECRET or timestamp is not None:
+            raise ValueError("Socket Mode has no request signatures: test those over HTTP")
 
     def slash(
         self,
@@ -400,12 +460,21 @@ class Bot:
         key: str | None = None,
     ) -> SlashReply:
         key = key or unique("cmd")
-        body = slash_command_body(
-            text,
-            user_id=user,
-            channel_id=CHANNEL,
-            response_url=response_url or self.slack.response_url(key),
-        )
+        fields: dict[str, Any] = {
+            "user_id": user,
+            "channel_id": CHANNEL,
+            "response_url": response_url or self.slack.response_url(key),
+        }
+        if self.transport == SOCKET:
+            self._no_signature_in_socket_mode(secret, timestamp)
+            envelope = self.slack.socket_mode.slash_command(text, **fields)
+            ack = self.ack(envelope)
+            if ack is None:
+                return SlashReply(key, 0, None, b"")
+            # What Slack shows the user is the ack's payload, as HTTP's is the response body.
+            raw = json.dumps(ack.payload).encode() if ack.payload is not None else b""
+            return SlashReply(key, 200, ack.payload, raw)
+        body = slash_command_body(text, **fields)
         status, _, raw = post_to_bot(self.events_url, body, secret, timestamp=timestamp)
         try:
             parsed = json.loads(raw) if raw else None
@@ -463,11 +532,28 @@ class BotFactory:
         return bot_settings(self.slack, self.tmp_path, self.db, **env)
 
     def __call__(
-        self, *, posts_per_second: float = 50.0, workers: int | None = None, **env: str
+        self,
+        *,
+        posts_per_second: float = 50.0,
+        workers: int | None = None,
+        transport: str = HTTP,
+        **env: str,
     ) -> Bot:
-        """A replica; `workers` sizes the Bolt app's listener pools (default: the product's)."""
+        """A replica; `workers` sizes the Bolt app's listener pools (default: the product's).
+        Over Socket Mode it has the app-level token and, like a Socket Mode deployment, no
+        signing secret."""
+        if transport == SOCKET:
+            env = {
+                "SLACK_APP_TOKEN": self.slack.socket_mode.app_token,
+                "SLACK_SIGNING_SECRET": "",
+                **env,
+            }
         bot = Bot(
-            self.slack, self.settings(**env), posts_per_second=posts_per_second, workers=workers
+            self.slack,
+            self.settings(**env),
+            posts_per_second=posts_per_second,
+            workers=workers,
+            transport=transport,
         )
         self.bots.append(bot)
         return bot

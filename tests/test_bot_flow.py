@@ -1,7 +1,8 @@
 """The triage loop end to end: poll → post → click → message updated in place → hunt shows it.
 
 Real bot (Bolt app over HTTP, SQLite store, Poller, Poster), FakeAWS and FakeSlack over HTTP,
-every request signed like Slack signs it.
+every request signed like Slack signs it. The flows a click starts run over Socket Mode too
+(`transport`): the same assertions, with envelopes in place of signed requests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
+import pytest
 
 from bot.hunting import HuntRequest
 from bot.render import ACTION_EXPECTED, ACTION_INVESTIGATE
@@ -28,6 +30,7 @@ from tests.slackbot import (
     OUTSIDER,
     REGION,
     SIGNING_SECRET,
+    TRANSPORTS,
     TRIAGER,
     BotFactory,
     buttons_of,
@@ -42,10 +45,11 @@ from tests.slackbot import (
 )
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
-    make_bot: BotFactory, tmp_path: Path
+    make_bot: BotFactory, tmp_path: Path, transport: str
 ) -> None:
-    bot = make_bot(KEYHUNT_TRIAGERS=TRIAGER)
+    bot = make_bot(KEYHUNT_TRIAGERS=TRIAGER, transport=transport)
     (event_id,) = make_bot.seed(key_for_other(now_utc() - timedelta(minutes=30)))
 
     outcome = bot.poll()
@@ -105,10 +109,11 @@ def test_click_updates_the_alert_in_place_and_the_hunt_shows_the_decision(
     assert [(row["event_id"], row["status"]) for row in rows] == [(event_id, EXPECTED_ROTATION)]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thread(
-    make_bot: BotFactory,
+    make_bot: BotFactory, transport: str
 ) -> None:
-    bot = make_bot()
+    bot = make_bot(transport=transport)
     # A real IAM user and key in moto, so IAM can say who owns the key and when it was used.
     user = unique("svc")
     iam = boto3.client("iam", region_name=REGION)
@@ -159,10 +164,11 @@ def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thre
     assert buttons_of(message.blocks) == ["Expected rotation"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_click_by_someone_not_in_triagers_changes_nothing_and_is_told_why(
-    make_bot: BotFactory,
+    make_bot: BotFactory, transport: str
 ) -> None:
-    bot = make_bot(KEYHUNT_TRIAGERS=f"{TRIAGER},U0DAVE")
+    bot = make_bot(KEYHUNT_TRIAGERS=f"{TRIAGER},U0DAVE", transport=transport)
     (event_id,) = make_bot.seed(self_key(now_utc() - timedelta(minutes=10)))
     bot.poll()
     before = bot.store.get(event_id)
@@ -281,10 +287,11 @@ def failed_attempt(when: datetime) -> dict[str, object]:
     )
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_investigating_a_failed_attempt_points_to_a_hunt_of_the_actor(
-    make_bot: BotFactory,
+    make_bot: BotFactory, transport: str
 ) -> None:
-    bot = make_bot()
+    bot = make_bot(transport=transport)
     (event_id,) = make_bot.seed(failed_attempt(now_utc() - timedelta(minutes=5)))
     bot.poll()
 

@@ -1,7 +1,9 @@
 """/keyhunt through the real HTTP app: ack first, answer at response_url, usage on bad input.
 
 CONTRACT section 5: acknowledged within 3 seconds whatever the hunt costs; the result arrives
-through response_url; `help` and any text it cannot parse answer with usage.
+through response_url; `help` and any text it cannot parse answer with usage. Every test on
+the `bot` fixture runs twice: over HTTP and over Socket Mode (the ack is then the envelope's
+ack payload).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bot.render import ACTION_EXPECTED
 from tests.slackbot import (
     CALLER,
     OTHER,
+    TRANSPORTS,
     TRIAGER,
     Bot,
     BotFactory,
@@ -29,9 +32,9 @@ from tests.slackbot import (
 )
 
 
-@pytest.fixture
-def bot(make_bot: BotFactory) -> Bot:
-    return make_bot()
+@pytest.fixture(params=TRANSPORTS)
+def bot(make_bot: BotFactory, request: pytest.FixtureRequest) -> Bot:
+    return make_bot(transport=request.param)
 
 
 def answer_text(body: dict[str, object]) -> str:

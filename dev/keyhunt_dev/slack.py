@@ -47,6 +47,8 @@ Behaviour worth knowing (it mirrors Slack, or slack_sdk's handling of it):
   ``delay_next`` model the dangerous case instead: the call is processed in full (the message
   is stored and listed in history) and then its answer is lost to a 5xx, a connection closed
   without any HTTP response, or a response held past the client's read timeout.
+* Socket Mode (``apps.connections.open``, answered only for the app-level ``xapp-`` token,
+  and the WebSocket it points to) is ``fake.socket_mode``, in ``keyhunt_dev.slack_socket``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from keyhunt_dev.slack_socket import SocketMode
 
 __all__ = [
     "ApiCall",
@@ -279,10 +284,16 @@ class FakeSlack:
         channels: Iterable[str] = ("C0ALERTS",),
         clock: Callable[[], float] | None = None,
         names: Mapping[str, str] | None = None,
+        app_token: str | None = None,
     ) -> None:
         """``clock`` (epoch seconds, ``time.time`` by default) is where message ts come from;
         ``names`` gives channels and users a name (``conversations.info``, ``users.info``)
-        other than their ID in lower case."""
+        other than their ID in lower case; ``app_token`` is the app-level token
+        apps.connections.open accepts (Socket Mode, ``self.socket_mode``)."""
+        # Imported here: slack_socket builds its payloads with this module's body builders.
+        from keyhunt_dev.slack_socket import APP_TOKEN, SocketMode
+
+        self.socket_mode: SocketMode = SocketMode(app_token or APP_TOKEN)
         self.names = dict(names or {})
         self.bot_token = bot_token
         self.team_id = team_id
@@ -308,6 +319,7 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
 
         self._handlers: dict[str, Callable[[JsonDict], JsonDict]] = {
+            "apps.connections.open": self.socket_mode.open_connection,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -340,6 +352,7 @@ class FakeSlack:
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
         self._stopping.set()
+        self.socket_mode.stop()
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -540,7 +553,11 @@ class FakeSlack:
             raise _SlackError("unknown_method")
         if not token:
             raise _SlackError("not_authed")
-        if not hmac.compare_digest(token, self.bot_token):
+        if call.method == "apps.connections.open":  # the one method wanting the app token
+            error = self.socket_mode.token_error(token)
+            if error is not None:
+                raise _SlackError(error)
+        elif not hmac.compare_digest(token, self.bot_token):
             raise _SlackError("invalid_auth")
         if call.method == "chat.postMessage":
             self._check_rate_limit(str(call.args.get("channel", "")))

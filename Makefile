@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: test lint typecheck unit demo demo-shell bench clean
+.PHONY: test lint typecheck unit demo demo-shell readme-image bench clean
 
 $(STAMP): pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ demo: $(STAMP)
 # The demo's world kept up (until Ctrl-C) for a second shell: `. .keyhunt-demo/env`.
 demo-shell: $(STAMP)
 	$(BIN)/keyhunt demo --keep
+
+# docs/alert.png, the README's picture of an alert: the demo's SSO-made key for deploy-bot as
+# the channel shows it after the demo's Investigate click, drawn from the Block Kit JSON it posted.
+readme-image: $(STAMP)
+	@json=$$($(BIN)/keyhunt demo --json) && printf '%s\n' "$$json" | \
+		$(BIN)/python -m keyhunt_dev.draw docs/alert.png --finding demo-sso-for-deploy-bot
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

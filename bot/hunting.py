@@ -19,8 +19,17 @@ from bot.aws import hunt_options, resolve_accounts, targets_for
 from bot.settings import Settings
 from checks.awserror import error_of
 from checks.hunt import run_hunt
-from checks.investigate import KeyReport, investigate_key
-from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError, Window
+from checks.investigate import KeyReport, investigate_key, key_activity
+from checks.model import (
+    ApiActivity,
+    Finding,
+    HuntResult,
+    HuntStats,
+    Severity,
+    Target,
+    TargetError,
+    Window,
+)
 from checks.sessions import AwsSessions
 from checks.timeutil import MAX_LOOKBACK, isoformat_z
 
@@ -150,6 +159,14 @@ class Hunter:
             replace(f, account_name=names[f.account_id]) if f.account_id in names else f
             for f in findings
         ]
+
+    def key_activity(
+        self, access_key_id: str, target: Target, window: Window
+    ) -> tuple[list[ApiActivity], HuntStats]:
+        """The calls made with one key in one target (one LookupEvents by AccessKeyId a page)."""
+        return key_activity(
+            access_key_id, target, window, self.sessions, hunt_options(self.settings)
+        )
 
     def investigate(self, access_key_id: str, window: Window) -> KeyReport:
         report = investigate_key(

@@ -8,6 +8,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 POLLS = Counter("keyhunt_polls", "Poll cycles run", ["outcome"], registry=REGISTRY)
 FINDINGS = Counter("keyhunt_findings", "New findings stored", ["severity"], registry=REGISTRY)
+FOLLOW_UPS = Counter(
+    "keyhunt_follow_ups",
+    "Open findings whose new key has since made a call that matters (raised to high)",
+    registry=REGISTRY,
+)
 POSTS = Counter(
     "keyhunt_posts",
     "Slack alert posts by outcome (delivered, adopted, failed, retried)",

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,10 +23,13 @@ from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
 from bot.store import PollRun, Store
 from checks.awserror import AwsReadFailed
+from checks.followup import followups_of, raised_severity
 from checks.model import FATAL_STAGES, Target, TargetError, Window
 from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
+# How long after its creation an open key's calls are still read at every poll.
+FOLLOW_UP_FOR = timedelta(hours=24)
 # What AWS or the configuration can do to a poll: logged in one line (the traceback with -v),
 # since there is nothing in it for a developer. Anything else is a bug and logs its traceback.
 EXPECTED_FAILURES = (
@@ -49,6 +52,7 @@ class PollOutcome:
     errors: tuple[TargetError, ...] = ()  # why each failed target could not be read
     # CloudTrail records whose JSON could not be read (key events among them still alerted)
     unreadable: int = 0
+    followed_up: int = 0  # open findings whose key has since done something that matters
 
     @property
     def ok(self) -> bool:
@@ -116,6 +120,7 @@ class Poller:
             new += stored
             unreadable += skipped
             failed.extend(unread)
+        followed = self._follow_up(now)
         delivery = self.poster.deliver_pending() if self.poster is not None else None
         return PollOutcome(
             new,
@@ -124,7 +129,38 @@ class Poller:
             unreadable=unreadable,
             targets=len(targets),
             errors=tuple(failed),
+            followed_up=followed,
         )
+
+    def _follow_up(self, now: datetime) -> int:
+        """What each open key younger than FOLLOW_UP_FOR has done since: one LookupEvents by
+        AccessKeyId per key (a page each), in the finding's own account and region. A call
+        that matters (checks.danger) is added to the finding, raises it to at least high and
+        updates its alert in place. Returns how many findings changed. Best effort: a key
+        that cannot be read now is read at the next poll."""
+        changed = 0
+        for stored in self.store.open_findings():
+            finding = stored.finding
+            key, target = finding.event.access_key_id, finding.target
+            if not key or target is None or now - finding.event.event_time > FOLLOW_UP_FOR:
+                continue
+            try:
+                activity, stats = self.hunter.key_activity(
+                    key, target, Window(finding.event.event_time, now)
+                )
+            except (AwsReadFailed, AssumeRoleFailed, ClientError, BotoCoreError) as exc:
+                log.info("could not follow up %s: %s", stored.event_id, type(exc).__name__)
+                continue
+            metrics.LOOKUP_CALLS.labels(target.account_id, target.region).inc(stats.lookup_calls)
+            metrics.LOOKUP_THROTTLES.labels(target.account_id, target.region).inc(stats.throttled)
+            found = followups_of(finding, activity)
+            severity = raised_severity(finding, found)
+            if found and self.store.add_followups(stored.event_id, found, severity):
+                changed += 1
+                metrics.FOLLOW_UPS.inc()
+                if self.poster is not None:
+                    self.poster.refresh(stored.event_id)
+        return changed
 
     def _windows(self, targets: list[Target], now: datetime) -> dict[Window, list[Target]]:
         """Targets grouped by window, so targets that share a checkpoint share one hunt."""

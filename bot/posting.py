@@ -114,6 +114,23 @@ class Poster:
         self._bot_user: str | None = None
         self._search = _Search()
 
+    def refresh(self, event_id: str) -> bool:
+        """Re-render a posted alert in place (chat.update) after its finding changed; a
+        finding not posted yet needs nothing: it is rendered as it is when it goes out.
+        Slack failing is logged, never raised: the store has the change either way."""
+        current = self.store.get(event_id)
+        if current is None or not current.message.channel or not current.message.ts:
+            return False
+        text, blocks = render_alert(current, self.clock())
+        try:
+            self.client.chat_update(
+                channel=current.message.channel, ts=current.message.ts, text=text, blocks=blocks
+            )
+        except (SlackApiError, SlackClientError, HTTPException, OSError) as exc:
+            log.warning("could not update the alert for %s: %s", event_id, _why(exc))
+            return False
+        return True
+
     def deliver_pending(self) -> DeliveryReport:
         now = self.clock()
         waiting = self.store.pending(limit=BATCH, now=now)

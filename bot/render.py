@@ -25,6 +25,7 @@ from bot.present import (
 )
 from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
+from checks.danger import rank
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, KeyRetirement, TargetError
 from checks.rules import about, headline_for, next_step_for, reason_words, rule_by_id
@@ -197,6 +198,10 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
                 f"{escape(describe_user_keys(finding, now))}"
             )
         )
+    if finding.followups:  # the single most important fact: say it before the details
+        more = len(finding.followups) - 1
+        summary += f"\n⚠ *the new key has since {plain(finding.followups[0])}*"
+        summary += f" (and {plural(more, 'more call')} in the thread)" if more else ""
     blocks: Blocks = [
         section(f"{title}\n{summary}"),
         {"type": "section", "fields": fields[:10]},
@@ -415,9 +420,23 @@ def render_investigation(
         f"*What {code(key)} has done since {slack_time(since)}*"
         f" (CloudTrail, {plural(len({t.region for t in report.targets}), 'region')})"
     ]
-    for call in report.activity[:max_rows]:
+    # The calls that matter first, worst first, each with what it did (checks.danger); then
+    # the rest in time order.
+    creator_ip = report.creation.event.source_ip if report.creation else None
+    ranked = rank(report.activity, created_from_ip=creator_ip)
+    marked = sum(1 for item in ranked if item.marks)
+    if marked:
+        lines.append(f"⚠ *{plural(marked, 'call')} that matter{'s' * (marked == 1)}*, worst first:")
+    for n, item in enumerate(ranked[:max_rows]):
+        call = item.call
+        if marked and n == marked:
+            lines.append("Every other call, in time order:")
         source = visible(call.event_source or "", 64).removesuffix(".amazonaws.com")
-        flag = f"  ⚠ {code(call.error_code, 40)}" if call.error_code else ""
+        if item.marks:
+            # Bold around text whose formatting characters plain() has taken out.
+            flag = "  ⚠ " + " · ".join(f"*{plain(m.words)}*" for m in item.marks[:3])
+        else:
+            flag = f"  ⚠ {code(call.error_code, 40)}" if call.error_code else ""
         lines.append(
             f"`{call.event_time.astimezone(UTC).strftime('%m-%d %H:%M')}`  "
             f"{code(f'{source}:{call.event_name}', 80)}  {code(call.source_ip, 48)}{flag}"

@@ -96,15 +96,40 @@ def _read_target(
     try:
         if target.region == IAM_REGION:  # IAM's CloudTrail events are recorded only here
             creation = _find_creation(client, key, target, window, stats, opts)
-        for page in fetch_pages(client, ("AccessKeyId", key), window, stats, opts.throttling):
-            for entry in page:
-                stats.events_read += 1
-                call = _read_activity(entry, stats)
-                if call is not None:
-                    activity.append(call)
+        activity = _activity(client, key, window, stats, opts)
     except AwsReadFailed as exc:
         return creation, activity, [TargetError(target, "lookup", exc.code, exc.message)], stats
     return creation, activity, [], stats
+
+
+def key_activity(
+    access_key_id: str,
+    target: Target,
+    window: Window,
+    clients: ClientSource,
+    options: HuntOptions | None = None,
+) -> tuple[list[ApiActivity], HuntStats]:
+    """The calls made with one key in one target: the LookupEvents by AccessKeyId alone (no
+    creation lookup, no IAM), what a poll's follow-up of an open finding costs. Raises
+    AwsReadFailed (AssumeRoleFailed) when the target cannot be read."""
+    opts = options or HuntOptions()
+    stats = HuntStats()
+    client = clients.client(target.account_id, "cloudtrail", target.region)
+    gate_client(client, opts.rate_per_target)
+    return _activity(client, access_key_id, window, stats, opts), stats
+
+
+def _activity(
+    client: object, key: str, window: Window, stats: HuntStats, opts: HuntOptions
+) -> list[ApiActivity]:
+    activity: list[ApiActivity] = []
+    for page in fetch_pages(client, ("AccessKeyId", key), window, stats, opts.throttling):
+        for entry in page:
+            stats.events_read += 1
+            call = _read_activity(entry, stats)
+            if call is not None:
+                activity.append(call)
+    return sorted(activity, key=lambda a: (a.event_time, a.event_id))
 
 
 def _find_creation(

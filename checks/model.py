@@ -217,6 +217,9 @@ class Finding:
     # What the on-call calls the account ("prod"): from the config, the Organization or the
     # account alias; None when none is known.
     account_name: str | None = None
+    # What the new key has done since that matters (checks.danger), one plain line each,
+    # e.g. "attached AdministratorAccess to bob"; found by an investigation or a later poll.
+    followups: tuple[str, ...] = ()
 
     @property
     def account_id(self) -> str | None:

@@ -84,6 +84,8 @@ def to_stored(finding: Finding) -> dict[str, Any]:
             {"access_key_id": r.access_key_id, "action": r.action, "at": isoformat_z(r.at)}
             for r in finding.retired
         ]
+    if finding.followups:
+        record["followups"] = list(finding.followups)
     if finding.target is not None:
         record["target"] = {
             "account_id": finding.target.account_id,
@@ -149,6 +151,7 @@ def from_stored(record: Mapping[str, Any]) -> Finding:
         if keys is not None
         else None,
         account_name=_opt(record.get("account_name")),
+        followups=tuple(str(f) for f in _list(record.get("followups"))),
         retired=tuple(
             KeyRetirement(_opt(r.get("access_key_id")), str(r["action"]), _parse_time(str(r["at"])))
             for r in _list(record.get("retired_keys"))

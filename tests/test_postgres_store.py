@@ -488,10 +488,11 @@ ALERT_ID = re.compile(r"event `([^`]+)`")
 
 
 def alert_event_id(message: Message) -> str | None:
-    """The event ID in an alert's last context block (`event `<id>` · keyhunt`)."""
+    """The event ID in an alert's last context block (`event `<id>` · keyhunt`, after the
+    next step when there is one)."""
     if not message.blocks or message.blocks[-1].get("type") != "context":
         return None
-    match = ALERT_ID.search(str(message.blocks[-1]["elements"][0]["text"]))
+    match = ALERT_ID.search(" ".join(str(e["text"]) for e in message.blocks[-1]["elements"]))
     return match.group(1) if match else None
 
 

@@ -20,6 +20,7 @@ from bot.render import (
 )
 from bot.store import StoredFinding
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, decode_value
+from checks.followup import followups_of, raised_severity
 from checks.model import Window
 
 if TYPE_CHECKING:
@@ -84,6 +85,13 @@ def investigate_in_thread(deps: Deps, client: Any, stored: StoredFinding) -> Non
         )
         return
     report = deps.hunter.investigate(key, Window(finding.event.event_time, deps.clock()))
+    found = followups_of(finding, report.activity)
+    if found and deps.store.add_followups(stored.event_id, found, raised_severity(finding, found)):
+        # The alert itself says it now, and is raised: the channel sees it, not only the thread.
+        current = deps.store.get(stored.event_id)
+        if current is not None and message.channel and message.ts:
+            text, blocks = render_alert(current, deps.clock())
+            client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
     text, blocks = render_investigation(report, deps.clock(), reasons=finding.reasons)
     client.chat_postMessage(
         channel=message.channel,

@@ -59,7 +59,7 @@ from bot.stored import (
     TargetHealth,
     Triage,
 )
-from checks.model import Finding, Target
+from checks.model import Finding, Severity, Target
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -120,6 +120,9 @@ class Store:
         """Store new findings; returns the event IDs that were new. Already-stored ones are
         left exactly as they are (their status and Slack message included)."""
         return findings.add_findings(self._db, items, now)
+
+    def add_followups(self, event_id: str, found: Sequence[str], severity: Severity) -> bool:
+        return findings.add_followups(self._db, event_id, found, severity)
 
     def get(self, event_id: str) -> StoredFinding | None:
         return findings.get(self._db, event_id)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
 
@@ -152,6 +152,35 @@ def open_findings(db: Database) -> list[StoredFinding]:
             .order_by(findings_table.c.event_time.asc())
         )
         return [stored(r._mapping) for r in rows]
+
+
+def add_followups(db: Database, event_id: str, found: Sequence[str], severity: Severity) -> bool:
+    """Record what the finding's key did since (checks.danger) and raise its severity to at
+    least `severity`; its status and Slack message are left alone. True when it changed.
+    Read and written in one transaction, so two writers only ever add to each other."""
+    with db.tx() as conn:
+        row = conn.execute(
+            select(findings_table.c.record, findings_table.c.severity).where(
+                findings_table.c.event_id == event_id
+            )
+        ).first()
+        if row is None:
+            return False
+        record = json.loads(row[0])
+        known = [str(f) for f in record.get("followups") or []]
+        added = [f for f in found if f not in known]
+        current = Severity.parse(str(row[1]))
+        raised = severity if severity.rank > current.rank else current
+        if not added and raised is current:
+            return False
+        record["followups"] = known + added
+        record["severity"] = raised.value
+        conn.execute(
+            update(findings_table)
+            .where(findings_table.c.event_id == event_id)
+            .values(record=json.dumps(record, ensure_ascii=False), severity=raised.value)
+        )
+        return True
 
 
 # -- rows -----------------------------------------------------------------------------------

@@ -1,0 +1,149 @@
+"""What a new key did since, as it changes its alert: ⚠ lines, raised severity, updated in place.
+
+Pure parts (checks.followup over checks.danger) and the whole loop through the fakes: a poll
+stores and posts a medium self-service key; the key then attaches AdministratorAccess; the next
+poll reads the key's calls (one LookupEvents by AccessKeyId), raises the finding to high and
+updates the alert in place, once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from bot.render import render_alert, render_investigation
+from bot.stored import Message, StoredFinding, Triage
+from checks.followup import followups_of, raised_severity
+from checks.investigate import KeyReport
+from checks.model import Severity, Target, Window
+from checks.parse import parse_activity
+from keyhunt_dev import records as r
+from tests.slackbot import (
+    CALLER,
+    CHANNEL,
+    REGION,
+    BotFactory,
+    finding_of,
+    mrkdwn_texts,
+    new_key_id,
+    now_utc,
+    root_key,
+    self_key,
+)
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def attach(key: str, user: str, when: datetime, to: str, ip: str = "198.51.100.7") -> dict:
+    return r.api_call(
+        r.iam_user(CALLER, user, access_key=key),
+        CALLER,
+        when,
+        "iam.amazonaws.com",
+        "AttachUserPolicy",
+        ip=ip,
+        read_only=False,
+        request={"userName": to, "policyArn": ADMIN},
+    )
+
+
+def calls(*records: dict) -> list:
+    return [parse_activity(json.dumps(record)) for record in records]
+
+
+def test_a_call_that_matters_becomes_a_followup_and_raises_to_high() -> None:
+    key = new_key_id()
+    finding = finding_of(self_key(NOW, user="bob", key=key))
+    assert finding.severity is Severity.MEDIUM
+    found = followups_of(finding, calls(attach(key, "bob", NOW + timedelta(minutes=5), "bob")))
+    assert found == ("attached AdministratorAccess to bob",)
+    assert raised_severity(finding, found) is Severity.HIGH
+    assert raised_severity(finding, ()) is Severity.MEDIUM
+    root = finding_of(root_key(NOW))
+    assert raised_severity(root, found) is Severity.CRITICAL  # never lowered
+
+
+def test_an_ordinary_call_is_no_followup() -> None:
+    key = new_key_id()
+    finding = finding_of(self_key(NOW, user="bob", key=key))
+    listing = r.api_call(
+        r.iam_user(CALLER, "bob", access_key=key), CALLER, NOW, "s3.amazonaws.com", "ListBuckets"
+    )
+    listing["sourceIPAddress"] = finding.event.source_ip
+    assert followups_of(finding, calls(listing)) == ()
+
+
+def _stored(finding: object) -> StoredFinding:
+    return StoredFinding(
+        "evt",
+        finding,
+        Triage("open", None, None),
+        Message("posted", 1, CHANNEL, "1.2", None, None, None),
+        NOW,
+    )  # type: ignore[arg-type]
+
+
+def test_the_alert_says_it_first_and_hostile_names_stay_text() -> None:
+    finding = finding_of(self_key(NOW, user="bob"))
+    from dataclasses import replace
+
+    marked = replace(finding, followups=("attached AdministratorAccess to <!channel> *x*", "y"))
+    _, blocks = render_alert(_stored(marked), NOW)
+    first = mrkdwn_texts(blocks)[0]
+    assert "⚠ *the new key has since attached AdministratorAccess to &lt;!channel&gt; x*" in first
+    assert "(and 1 more call in the thread)" in first
+    assert "<!channel>" not in json.dumps(blocks)
+
+
+def test_the_investigation_puts_the_calls_that_matter_first() -> None:
+    key = new_key_id()
+    creation = finding_of(self_key(NOW, user="bob", key=key))
+    listing = r.api_call(
+        r.iam_user(CALLER, "bob", access_key=key),
+        CALLER,
+        NOW + timedelta(minutes=1),
+        "s3.amazonaws.com",
+        "ListBuckets",
+        ip=str(creation.event.source_ip),
+    )
+    activity = calls(listing, attach(key, "bob", NOW + timedelta(minutes=5), "bob"))
+    report = KeyReport(key, Window(NOW, NOW + timedelta(hours=1)), [Target(CALLER, REGION)])
+    report.creation, report.activity = creation, activity
+    _, blocks = render_investigation(report, NOW + timedelta(hours=1))
+    lines = "\n".join(mrkdwn_texts(blocks)).splitlines()
+    start = lines.index("⚠ *1 call that matters*, worst first:")
+    assert "`iam:AttachUserPolicy`" in lines[start + 1]
+    assert lines[start + 1].endswith("⚠ *attached AdministratorAccess to bob*")
+    assert lines[start + 2] == "Every other call, in time order:"
+    assert "`s3:ListBuckets`" in lines[start + 3]
+
+
+def test_a_later_poll_raises_the_posted_alert_in_place_once(make_bot: BotFactory) -> None:
+    bot = make_bot()
+    key, made = new_key_id(), now_utc() - timedelta(hours=1)
+    (event_id,) = make_bot.seed(self_key(made, user="erin", key=key))
+    bot.poll()
+    posted = bot.store.get(event_id)
+    assert posted is not None
+    assert posted.message.ts
+    assert posted.finding.severity is Severity.MEDIUM
+    assert not make_bot.slack.calls_to("chat.update")
+
+    make_bot.seed(attach(key, "erin", made + timedelta(minutes=10), "erin"))
+    outcome = bot.poll()
+
+    assert outcome.followed_up == 1
+    raised = bot.store.get(event_id)
+    assert raised is not None
+    assert raised.finding.severity is Severity.HIGH
+    assert raised.finding.followups == ("attached AdministratorAccess to erin",)
+    assert raised.triage.status == "open"  # what people decided is not touched
+    (update,) = make_bot.slack.calls_to("chat.update")
+    assert update.args["ts"] == posted.message.ts
+    assert update.args["text"].startswith("🔴 HIGH")
+    shown = "\n".join(mrkdwn_texts(make_bot.slack.messages[CHANNEL][posted.message.ts].blocks))
+    assert "⚠ *the new key has since attached AdministratorAccess to erin*" in shown
+
+    assert bot.poll().followed_up == 0  # nothing new: no second update
+    assert len(make_bot.slack.calls_to("chat.update")) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,15 +22,27 @@ from bot.aws import NoAccounts
 from bot.hunting import AccountNotConfigured, Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
-from bot.store import PollRun, Store
+from bot.store import PollRun, Store, StoredFinding
 from checks.awserror import AwsReadFailed
 from checks.followup import followups_of, raised_severity
 from checks.model import FATAL_STAGES, Target, TargetError, Window
 from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
-# How long after its creation an open key's calls are still read at every poll.
+# How long after its creation an open key's calls are still read at every poll, and how many
+# keys of one target a poll reads (the rest wait their turn at the next polls).
 FOLLOW_UP_FOR = timedelta(hours=24)
+FOLLOW_UPS_PER_TARGET = 5
+
+
+def _in_turn(found: list[StoredFinding], turn: int) -> list[StoredFinding]:
+    """FOLLOW_UPS_PER_TARGET of `found` (oldest event first), a different slice each turn."""
+    if len(found) <= FOLLOW_UPS_PER_TARGET:
+        return found
+    start = (turn * FOLLOW_UPS_PER_TARGET) % len(found)
+    return (found + found)[start : start + FOLLOW_UPS_PER_TARGET]
+
+
 # What AWS or the configuration can do to a poll: logged in one line (the traceback with -v),
 # since there is nothing in it for a developer. Anything else is a bug and logs its traceback.
 EXPECTED_FAILURES = (
@@ -73,6 +86,7 @@ class Poller:
         self.hunter = hunter  # the same hunt path as /keyhunt and `keyhunt hunt`
         self.poster = poster
         self.clock = clock
+        self._follow_up_turn = 0  # which slice of each target's open keys the next poll reads
 
     def run_once(self) -> PollOutcome:
         started = self.clock()
@@ -133,29 +147,44 @@ class Poller:
         )
 
     def _follow_up(self, now: datetime) -> int:
-        """What each open key younger than FOLLOW_UP_FOR has done since: one LookupEvents by
-        AccessKeyId per key (a page each), in the finding's own account and region. A call
-        that matters (checks.danger) is added to the finding, raises it to at least high and
-        updates its alert in place. Returns how many findings changed. Best effort: a key
-        that cannot be read now is read at the next poll."""
-        changed = 0
+        """What open keys younger than FOLLOW_UP_FOR have done since: one LookupEvents by
+        AccessKeyId per key (a page each), in the finding's own account and region, targets
+        in parallel. At most FOLLOW_UPS_PER_TARGET keys per target and poll, taken in turn,
+        so a burst of new keys never makes the poll wait on its own rate limit (2 calls/s per
+        target). A call that matters (checks.danger) is added to the finding, raises it to at
+        least high and updates its alert in place. Best effort: a key that cannot be read now
+        is read at a later poll. Returns how many findings changed."""
+        due: dict[Target, list[StoredFinding]] = defaultdict(list)
         for stored in self.store.open_findings():
+            event, target = stored.finding.event, stored.finding.target
+            if event.access_key_id and target and now - event.event_time <= FOLLOW_UP_FOR:
+                due[target].append(stored)
+        if not due:
+            return 0
+        turn, self._follow_up_turn = self._follow_up_turn, self._follow_up_turn + 1
+        chosen = {target: _in_turn(found, turn) for target, found in due.items()}
+        workers = min(self.settings.max_workers, len(chosen))
+        with ThreadPoolExecutor(workers, thread_name_prefix="keyhunt-follow-up") as pool:
+            changed = pool.map(lambda i: self._follow_up_target(i[0], i[1], now), chosen.items())
+            return sum(changed)
+
+    def _follow_up_target(self, target: Target, found: list[StoredFinding], now: datetime) -> int:
+        changed = 0
+        for stored in found:
             finding = stored.finding
-            key, target = finding.event.access_key_id, finding.target
-            if not key or target is None or now - finding.event.event_time > FOLLOW_UP_FOR:
-                continue
+            key = str(finding.event.access_key_id)
             try:
                 activity, stats = self.hunter.key_activity(
                     key, target, Window(finding.event.event_time, now)
                 )
             except (AwsReadFailed, AssumeRoleFailed, ClientError, BotoCoreError) as exc:
                 log.info("could not follow up %s: %s", stored.event_id, type(exc).__name__)
-                continue
+                return changed  # the target is not readable now; the next poll tries again
             metrics.LOOKUP_CALLS.labels(target.account_id, target.region).inc(stats.lookup_calls)
             metrics.LOOKUP_THROTTLES.labels(target.account_id, target.region).inc(stats.throttled)
-            found = followups_of(finding, activity)
-            severity = raised_severity(finding, found)
-            if found and self.store.add_followups(stored.event_id, found, severity):
+            lines = followups_of(finding, activity)
+            severity = raised_severity(finding, lines)
+            if lines and self.store.add_followups(stored.event_id, lines, severity):
                 changed += 1
                 metrics.FOLLOW_UPS.inc()
                 if self.poster is not None:

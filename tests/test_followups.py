@@ -147,3 +147,28 @@ def test_a_later_poll_raises_the_posted_alert_in_place_once(make_bot: BotFactory
 
     assert bot.poll().followed_up == 0  # nothing new: no second update
     assert len(make_bot.slack.calls_to("chat.update")) == 1
+
+
+def test_a_poll_reads_a_few_keys_per_target_and_the_rest_in_turn(make_bot: BotFactory) -> None:
+    """A burst of new keys never makes the poll wait on the target's 2 calls/s: at most
+    FOLLOW_UPS_PER_TARGET keys a poll, every key read within a few polls."""
+    from bot.poller import FOLLOW_UPS_PER_TARGET
+
+    bot = make_bot()
+    made = now_utc() - timedelta(hours=1)
+    keys = [new_key_id() for _ in range(FOLLOW_UPS_PER_TARGET + 2)]
+    make_bot.seed(*(self_key(made, key=key) for key in keys))
+
+    def followed(outcome_calls: list) -> set[str]:
+        return {
+            c.params["LookupAttributes"][0]["AttributeValue"]
+            for c in outcome_calls
+            if c.params.get("LookupAttributes", [{}])[0].get("AttributeKey") == "AccessKeyId"
+        }
+
+    bot.poll()
+    first = followed(make_bot.aws.calls)
+    assert len(first) == FOLLOW_UPS_PER_TARGET
+    make_bot.aws.clear_calls()
+    bot.poll()
+    assert first | followed(make_bot.aws.calls) == set(keys)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from bot.poller import FOLLOW_UPS_PER_TARGET
 from bot.posting import POSTS_PER_SECOND
 from keyhunt_dev.aws import FakeAWS
 from keyhunt_dev.slack import FakeSlack
@@ -83,6 +84,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         replies = [m for m in slack.channel_messages(CHANNEL) if m.is_reply]
         once = posted_alerts(slack)
         delivery = outcome.delivery
+        lookups = [c for c in aws.calls if c.outcome == "ok"]
+        follow_ups = sum(
+            1
+            for c in lookups
+            if (c.params.get("LookupAttributes") or [{}])[0].get("AttributeKey") == "AccessKeyId"
+        )
 
     print(
         f"{args.findings} new findings in one poll cycle; FakeSlack rate limit "
@@ -94,6 +101,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"    delivery: {elapsed - first_post:.1f} s")
     if delivery is not None:
         print(f"  delivered {delivery.posted}, left pending {delivery.failed}")
+    print(
+        f"  LookupEvents calls: {len(lookups)}, of which {follow_ups} follow-ups by AccessKeyId "
+        f"(at most {FOLLOW_UPS_PER_TARGET} open keys per target and poll)"
+    )
     print(f"  channel-level (top-level) messages: {len(top)}; thread replies: {len(replies)}")
     print(
         f"  chat.postMessage calls: {len(posts)} ({dict(sorted(statuses.items()))}); "

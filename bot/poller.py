@@ -134,8 +134,10 @@ class Poller:
             new += stored
             unreadable += skipped
             failed.extend(unread)
-        followed = self._follow_up(now)
+        # New alerts go out first; then what older open keys have done since (their alerts
+        # are updated in place). Findings stored by this poll wait for the next one.
         delivery = self.poster.deliver_pending() if self.poster is not None else None
+        followed = self._follow_up(now) if self.settings.follow_up else 0
         return PollOutcome(
             new,
             [str(e.target) for e in failed],
@@ -157,7 +159,8 @@ class Poller:
         due: dict[Target, list[StoredFinding]] = defaultdict(list)
         for stored in self.store.open_findings():
             event, target = stored.finding.event, stored.finding.target
-            if event.access_key_id and target and now - event.event_time <= FOLLOW_UP_FOR:
+            young = now - event.event_time <= FOLLOW_UP_FOR and stored.stored_at < now
+            if event.access_key_id and target and young:
                 due[target].append(stored)
         if not due:
             return 0

@@ -70,6 +70,7 @@ class Settings:
     posts_per_second: float = 0.9  # Slack allows about one post a second per channel
     digest_time: time = time(9, 0)
     enrich: bool = True
+    follow_up: bool = True  # read open keys' calls at every poll (checks.danger)
     max_workers: int = 32
     rate_per_target: float = 2.0
     throttle_deadline_seconds: float = 120.0
@@ -252,6 +253,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "posts_per_second": ("KEYHUNT_POSTS_PER_SECOND", _float_range(0.1, 50.0)),
     "digest_time": ("KEYHUNT_DIGEST_TIME", _clock),
     "enrich": ("KEYHUNT_ENRICH", _bool),
+    "follow_up": ("KEYHUNT_FOLLOW_UP", _bool),
     "max_workers": ("KEYHUNT_MAX_WORKERS", _int_range(1, 128)),
     "rate_per_target": ("KEYHUNT_RATE_PER_TARGET", _float_range(0.1, 2.0)),
     "throttle_deadline_seconds": ("KEYHUNT_THROTTLE_DEADLINE", _float_range(1, 3600)),

@@ -166,6 +166,9 @@ def test_a_poll_reads_a_few_keys_per_target_and_the_rest_in_turn(make_bot: BotFa
             if c.params.get("LookupAttributes", [{}])[0].get("AttributeKey") == "AccessKeyId"
         }
 
+    bot.poll()  # stores and posts them; their calls are read from the next poll on
+    assert followed(make_bot.aws.calls) == set()
+    make_bot.aws.clear_calls()
     bot.poll()
     first = followed(make_bot.aws.calls)
     assert len(first) == FOLLOW_UPS_PER_TARGET

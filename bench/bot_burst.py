@@ -73,6 +73,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             started = time.monotonic()
             outcome = bot.poll()
             elapsed = time.monotonic() - started
+            first_lookups = [c for c in aws.calls if c.outcome == "ok"]
+            aws.clear_calls()
+            # The next cycle: nothing new; the open keys' calls are read (a few per target).
+            started_next = time.monotonic()
+            bot.poll()
+            next_elapsed = time.monotonic() - started_next
         finally:
             bot.server.stop()
             bot.parts.store.close()
@@ -84,10 +90,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         replies = [m for m in slack.channel_messages(CHANNEL) if m.is_reply]
         once = posted_alerts(slack)
         delivery = outcome.delivery
-        lookups = [c for c in aws.calls if c.outcome == "ok"]
+        next_lookups = [c for c in aws.calls if c.outcome == "ok"]
         follow_ups = sum(
             1
-            for c in lookups
+            for c in next_lookups
             if (c.params.get("LookupAttributes") or [{}])[0].get("AttributeKey") == "AccessKeyId"
         )
 
@@ -101,9 +107,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"    delivery: {elapsed - first_post:.1f} s")
     if delivery is not None:
         print(f"  delivered {delivery.posted}, left pending {delivery.failed}")
+    print(f"  LookupEvents calls of the cycle: {len(first_lookups)}")
     print(
-        f"  LookupEvents calls: {len(lookups)}, of which {follow_ups} follow-ups by AccessKeyId "
-        f"(at most {FOLLOW_UPS_PER_TARGET} open keys per target and poll)"
+        f"  next cycle (nothing new): {len(next_lookups)} LookupEvents calls in "
+        f"{next_elapsed:.1f} s, {follow_ups} of them follow-ups by AccessKeyId (at most "
+        f"{FOLLOW_UPS_PER_TARGET} open keys per target and poll, of {args.findings} open)"
     )
     print(f"  channel-level (top-level) messages: {len(top)}; thread replies: {len(replies)}")
     print(

@@ -239,6 +239,17 @@ def keyhunt_env(fake_aws: FakeAWS, tmp_path: Path, **overrides: str | None) -> d
     return env
 
 
+def demo_env(home: Path) -> dict[str, str]:
+    """What `keyhunt demo` runs with in tests: a newcomer's shell, nothing of AWS or Slack."""
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
 def run_keyhunt(
     args: Sequence[str], env: dict[str, str], cwd: Path, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_keyhunt
+from tests.conftest import demo_env, run_keyhunt
 
 BOX = 98  # the printer's width plus its two borders
 
@@ -16,14 +15,7 @@ BOX = 98  # the printer's width plus its two borders
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> str:
     home = tmp_path_factory.mktemp("demo")
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    done = run_keyhunt(["demo"], env, Path(home), timeout=240)
+    done = run_keyhunt(["demo"], demo_env(home), Path(home), timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     return done.stdout

@@ -5,7 +5,6 @@ against the same fake world, then Ctrl-C."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,17 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEYHUNT, run_keyhunt
-
-
-def _base_env(home: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
+from tests.conftest import KEYHUNT, demo_env, run_keyhunt
 
 
 @dataclass
@@ -60,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     stdout, stderr = (home / "stdout").open("w+"), (home / "stderr").open("w+")
     process = subprocess.Popen(
         [*KEYHUNT, "demo", "--keep", "--json", "--dir", str(directory)],
-        env=_base_env(home),
+        env=demo_env(home),
         cwd=home,
         stdout=stdout,
         stderr=stderr,
@@ -76,7 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         err = (home / "stderr").read_text()
         pytest.fail(f"the demo never came up (rc {process.returncode}): {err[-2000:]}")
     try:
-        yield World(process, home, directory, _sourced(env_file, _base_env(home)))
+        yield World(process, home, directory, _sourced(env_file, demo_env(home)))
     finally:
         if process.poll() is None:
             process.kill()
@@ -131,7 +120,7 @@ def test_a_poll_finds_nothing_new_and_posts_nothing_twice(world: World) -> None:
 
 
 def test_slash_without_a_demo_says_what_to_run(tmp_path: Path) -> None:
-    done = run_keyhunt(["demo", "slash", "last 24h"], _base_env(tmp_path), tmp_path)
+    done = run_keyhunt(["demo", "slash", "last 24h"], demo_env(tmp_path), tmp_path)
     assert done.returncode == 2
     assert "keyhunt demo --keep" in done.stderr
     assert "Traceback" not in done.stderr

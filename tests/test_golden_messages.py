@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_keyhunt
+from tests.conftest import demo_env, run_keyhunt
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -59,14 +59,7 @@ def _stable(message: dict[str, Any]) -> dict[str, Any]:
 def posted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """{golden file name: normalised JSON} for every message `keyhunt demo --json` posted."""
     home = tmp_path_factory.mktemp("golden")
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    done = run_keyhunt(["demo", "--json"], env, home, timeout=240)
+    done = run_keyhunt(["demo", "--json"], demo_env(home), home, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(done.stdout)
     out: dict[str, str] = {}

@@ -130,8 +130,9 @@ def test_alert_for_own_key_and_for_root() -> None:
     assert "root user created an access key" in all_text(root_blocks)
 
 
-def test_alert_for_a_failed_call() -> None:
-    record = r.create_access_key(
+def mallory_denied() -> dict[str, Any]:
+    """mallory trying to make a key for bob, refused."""
+    return r.create_access_key(
         r.iam_user(CALLER, "mallory"),
         CALLER,
         NOW,
@@ -140,7 +141,9 @@ def test_alert_for_a_failed_call() -> None:
         error=("AccessDenied", "User mallory is not authorized"),
     )
 
-    text, blocks = render_alert(stored(finding_of(record)), NOW)
+
+def test_alert_for_a_failed_call() -> None:
+    text, blocks = render_alert(stored(finding_of(mallory_denied())), NOW)
 
     assert text.endswith(
         "mallory tried to create an access key for bob (AccessDenied) in 123456789012, us-east-1"
@@ -772,13 +775,5 @@ def test_a_typical_alert_is_about_eight_lines() -> None:
     )
     _, blocks = render_alert(stored(finding), NOW)
     assert layout_rows(blocks) <= 8
-    denied = r.create_access_key(
-        r.iam_user(CALLER, "mallory"),
-        CALLER,
-        NOW,
-        user="bob",
-        new_key=None,
-        error=("AccessDenied", "User mallory is not authorized"),
-    )
-    _, failed = render_alert(stored(finding_of(denied)), NOW)
+    _, failed = render_alert(stored(finding_of(mallory_denied())), NOW)
     assert layout_rows(failed) <= 9  # one more fact: the error

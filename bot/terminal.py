@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,13 +57,14 @@ def summary_line(result: HuntResult) -> str:
 
 
 # What gives way when the table is wider than the terminal, in this order: the reasons are
-# cut, then the region and source IP columns go, then who → for whom and the status are
-# shortened with "…", then the key ID is shown short (`keyhunt hunt --format jsonl` has it
-# whole). Time, severity and account always stay whole.
+# cut, then the region and source IP columns go, then an account's name (its ID stays), then
+# who → for whom and the status are shortened with "…", then the key ID is shown short
+# (`keyhunt hunt --format jsonl` has it whole). Time, severity and the account ID always stay.
 SHRINK_ORDER: tuple[tuple[str, int], ...] = (
     ("REASONS", 0),  # (column, the width it may shrink to; 0 drops it)
     ("REGION", 0),
     ("SOURCE IP", 0),
+    ("ACCOUNT", 12),
     ("WHO → FOR WHOM", 16),
     ("STATUS", 8),
     ("KEY", 9),
@@ -123,11 +125,19 @@ def _width(widths: dict[str, int]) -> int:
     return sum(widths.values()) + len(GAP) * (len(widths) - 1)
 
 
+_NAMED_ACCOUNT = re.compile(r".* \((\d{12})\)")
+
+
 def _fit(text: str, size: int, column: str) -> str:
     if len(text) <= size:
         return text.ljust(size)
     if column == "KEY" and text.startswith(("AKIA", "ASIA")):
         return short_key(text).ljust(size)
+    named = _NAMED_ACCOUNT.fullmatch(text)
+    if (
+        column == "ACCOUNT" and named
+    ):  # the name gives way, never the ID: it is what --account takes
+        return named.group(1).ljust(size)
     return text[: max(size - 1, 0)] + "…"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -90,6 +91,18 @@ def test_the_table_shows_the_source_ip_and_self_as_slack_does() -> None:
     assert "198.51.100." in table or "203.0.113." in table  # the fixtures' documentation IPs
     (own,) = [line for line in table.splitlines() if "(self)" in line]
     assert "→ (self)" in own
+
+
+def test_an_account_name_gives_way_before_its_id() -> None:
+    from dataclasses import replace
+
+    named = result([replace(f, account_name="production-payments") for f in wide_result().findings])
+    assert "production-payments (" in format_table(named, width=None)
+    narrow = format_table(named, width=80)
+    assert all(len(line) <= 80 for line in narrow.splitlines()[1:])
+    rows = [line for line in narrow.splitlines()[3:] if line.startswith("20")]
+    assert len(rows) == 3
+    assert all(re.search(r"  \d{12}  ", row) and "production" not in row for row in rows)
 
 
 def test_piped_the_table_is_never_shortened() -> None:

@@ -16,10 +16,26 @@ from checks.model import ApiActivity, Finding, Severity
 RAISED_TO = Severity.HIGH
 
 
+# The mark for a call from an address other than the creator's: one line per address is
+# enough for the alert (every call from it is still marked in the investigation).
+NEW_ADDRESS = "new_source_ip"
+
+
 def followups_of(finding: Finding, activity: Sequence[ApiActivity]) -> tuple[str, ...]:
-    """One line per marked call's worst mark, worst first, each line once."""
+    """One line per marked call's worst mark, worst first, each line once; calls whose worst
+    mark is only their address give one line per address."""
     ranked = rank(activity, created_from_ip=finding.event.source_ip)
-    lines = [item.marks[0].words for item in ranked if item.marks]
+    lines: list[str] = []
+    addresses: set[str | None] = set()
+    for item in ranked:
+        if not item.marks:
+            continue
+        worst = item.marks[0]
+        if worst.id == NEW_ADDRESS:
+            if item.call.source_ip in addresses:
+                continue
+            addresses.add(item.call.source_ip)
+        lines.append(worst.words)
     return tuple(dict.fromkeys(lines))
 
 

@@ -74,6 +74,25 @@ def test_an_ordinary_call_is_no_followup() -> None:
     assert followups_of(finding, calls(listing)) == ()
 
 
+def test_many_calls_from_one_new_address_are_one_line() -> None:
+    key = new_key_id()
+    finding = finding_of(self_key(NOW, user="bob", key=key))
+    elsewhere = [
+        r.api_call(
+            r.iam_user(CALLER, "bob", access_key=key),
+            CALLER,
+            NOW + timedelta(minutes=n),
+            "s3.amazonaws.com",
+            name,
+            ip="192.0.2.99",
+        )
+        for n, name in enumerate(["ListBuckets", "GetObject", "ListObjects"], 1)
+    ]
+    found = followups_of(finding, calls(*elsewhere))
+    assert len(found) == 1
+    assert "192.0.2.99" in found[0]
+
+
 def _stored(finding: object) -> StoredFinding:
     return StoredFinding(
         "evt",

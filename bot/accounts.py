@@ -41,7 +41,7 @@ class AccountNames:
         """{account ID: name} for those of `accounts` that have one."""
         wanted = {a for a in accounts if a}
         with self._lock:
-            missing = sorted(a for a in wanted if a not in self._configured | self._learned)
+            missing = sorted(wanted - self._configured.keys() - self._learned.keys())
         if missing:
             workers = min(self._max_workers, len(missing))
             with ThreadPoolExecutor(workers, thread_name_prefix="keyhunt-alias") as pool:

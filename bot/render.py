@@ -201,7 +201,7 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     if finding.followups:  # the single most important fact: say it before the details
         more = len(finding.followups) - 1
         summary += f"\n⚠ *the new key has since {plain(finding.followups[0])}*"
-        summary += f" (and {plural(more, 'more call')} in the thread)" if more else ""
+        summary += f" (and {plural(more, 'more call')} that matters)" if more else ""
     blocks: Blocks = [
         section(f"{title}\n{summary}"),
         {"type": "section", "fields": fields[:10]},

@@ -129,7 +129,7 @@ def _activity(
             call = _read_activity(entry, stats)
             if call is not None:
                 activity.append(call)
-    return sorted(activity, key=lambda a: (a.event_time, a.event_id))
+    return activity
 
 
 def _find_creation(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.render import render_alert, render_investigation
+from bot.store import Store
 from bot.stored import Message, StoredFinding, Triage
 from checks.followup import followups_of, raised_severity
 from checks.investigate import KeyReport
@@ -111,7 +113,7 @@ def test_the_alert_says_it_first_and_hostile_names_stay_text() -> None:
     _, blocks = render_alert(_stored(marked), NOW)
     first = mrkdwn_texts(blocks)[0]
     assert "⚠ *the new key has since attached AdministratorAccess to &lt;!channel&gt; x*" in first
-    assert "(and 1 more call in the thread)" in first
+    assert "(and 1 more call that matters)" in first
     assert "<!channel>" not in json.dumps(blocks)
 
 
@@ -194,3 +196,23 @@ def test_a_poll_reads_a_few_keys_per_target_and_the_rest_in_turn(make_bot: BotFa
     make_bot.aws.clear_calls()
     bot.poll()
     assert first | followed(make_bot.aws.calls) == set(keys)
+
+
+def test_the_store_adds_followups_once_and_never_lowers_a_severity(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'k.db'}")
+    store.migrate()
+    try:
+        root = finding_of(root_key(NOW))
+        store.add_findings([root])
+        event_id = root.event.event_id
+        assert store.add_followups(event_id, ("created user eve",), Severity.HIGH)
+        assert not store.add_followups(event_id, ("created user eve",), Severity.HIGH)
+        assert store.add_followups(event_id, ("created user eve", "x"), Severity.LOW)
+        kept = store.get(event_id)
+        assert kept is not None
+        assert kept.finding.severity is Severity.CRITICAL
+        assert kept.finding.followups == ("created user eve", "x")
+        assert kept.triage.status == "open"
+        assert not store.add_followups("no-such-event", ("y",), Severity.HIGH)
+    finally:
+        store.close()

@@ -64,12 +64,17 @@ def handle_triage(deps: Deps, body: dict[str, Any], client: Any, action: dict[st
             channel=channel, user=user, text=render_stale_click(current.triage)
         )
         return
-    message = current.message
-    if message.channel and message.ts:
-        text, blocks = render_alert(current, deps.clock())
-        client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+    update_alert(deps, client, current)
     if status == INVESTIGATING:
         investigate_in_thread(deps, client, current)
+
+
+def update_alert(deps: Deps, client: Any, stored: StoredFinding) -> None:
+    """The alert redrawn in place from what the store holds now."""
+    message = stored.message
+    if message.channel and message.ts:
+        text, blocks = render_alert(stored, deps.clock())
+        client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
 
 
 def investigate_in_thread(deps: Deps, client: Any, stored: StoredFinding) -> None:
@@ -88,10 +93,7 @@ def investigate_in_thread(deps: Deps, client: Any, stored: StoredFinding) -> Non
     found = followups_of(finding, report.activity)
     if found and deps.store.add_followups(stored.event_id, found, raised_severity(finding, found)):
         # The alert itself says it now, and is raised: the channel sees it, not only the thread.
-        current = deps.store.get(stored.event_id)
-        if current is not None and message.channel and message.ts:
-            text, blocks = render_alert(current, deps.clock())
-            client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+        update_alert(deps, client, deps.store.get(stored.event_id) or stored)
     text, blocks = render_investigation(report, deps.clock(), reasons=finding.reasons)
     client.chat_postMessage(
         channel=message.channel,

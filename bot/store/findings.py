@@ -157,28 +157,28 @@ def open_findings(db: Database) -> list[StoredFinding]:
 def add_followups(db: Database, event_id: str, found: Sequence[str], severity: Severity) -> bool:
     """Record what the finding's key did since (checks.danger) and raise its severity to at
     least `severity`; its status and Slack message are left alone. True when it changed.
-    Read and written in one transaction, so two writers only ever add to each other."""
+    The row is locked while read and written (FOR UPDATE; SQLite's write lock serialises
+    anyway), so two writers only ever add to each other."""
     with db.tx() as conn:
         row = conn.execute(
-            select(findings_table.c.record, findings_table.c.severity).where(
-                findings_table.c.event_id == event_id
-            )
+            select(findings_table.c.record)
+            .where(findings_table.c.event_id == event_id)
+            .with_for_update()
         ).first()
         if row is None:
             return False
-        record = json.loads(row[0])
-        known = [str(f) for f in record.get("followups") or []]
-        added = [f for f in found if f not in known]
-        current = Severity.parse(str(row[1]))
-        raised = severity if severity.rank > current.rank else current
-        if not added and raised is current:
+        finding = from_stored(json.loads(row[0]))
+        lines = tuple(dict.fromkeys((*finding.followups, *found)))
+        raised = severity if severity.rank > finding.severity.rank else finding.severity
+        if lines == finding.followups and raised is finding.severity:
             return False
-        record["followups"] = known + added
-        record["severity"] = raised.value
+        changed = replace(finding, followups=lines, severity=raised)
         conn.execute(
             update(findings_table)
             .where(findings_table.c.event_id == event_id)
-            .values(record=json.dumps(record, ensure_ascii=False), severity=raised.value)
+            .values(
+                record=json.dumps(to_stored(changed), ensure_ascii=False), severity=raised.value
+            )
         )
         return True
 

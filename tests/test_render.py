@@ -176,12 +176,8 @@ def test_a_rotation_says_which_key_was_retired_and_when() -> None:
     key = new_key_id()
     old, gone = "AKIAOLDOLDOLDOLD1234", "AKIAGONEGONEGONE5678"
     made = NOW - timedelta(hours=4)
-    finding = finding_of(self_key(made, user="bob", key=key))
-    finding = Finding(
-        finding.event,
-        finding.severity,
-        finding.reasons,
-        target=finding.target,
+    finding = replace(
+        finding_of(self_key(made, user="bob", key=key)),
         user_keys=(
             KeyInfo(key, "Active", made),
             KeyInfo(old, "Inactive", NOW - timedelta(days=212)),

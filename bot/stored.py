@@ -21,6 +21,12 @@ POSTED = "posted"  # in Slack; `Message.ts` is its message
 FAILED = "failed"  # the last try failed; retried next cycle
 SKIPPED = "skipped"  # never posted (suppressed)
 
+# How a finding reached keyhunt (the findings table's `source`).
+POLLED = "poll"  # a LookupEvents poll, no queue configured
+QUEUED = "queue"  # the SQS queue EventBridge fills (bot.realtime)
+RECONCILED = "reconcile"  # the poll, with a queue configured: the real-time path missed it
+ARRIVALS = (POLLED, QUEUED, RECONCILED)
+
 
 @dataclass(frozen=True)
 class Triage:

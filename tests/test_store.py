@@ -26,6 +26,7 @@ from bot.store import (
     findings_table,
     schema_info,
 )
+from bot.stored import POLLED, QUEUED, RECONCILED
 from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN
 from checks.model import Finding, Target
 from tests.slackbot import CALLER, REGION, finding_of, key_for_other, root_key, self_key
@@ -487,6 +488,7 @@ def test_a_schema_1_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
             ("findings", "post_attempted_at"),
             ("findings", "burst_id"),
             ("poll_runs", "unreadable"),
+            ("findings", "source"),  # schema 3
         ):
             if column == "burst_id":
                 conn.exec_driver_sql("DROP INDEX IF EXISTS ix_findings_burst_id")
@@ -507,3 +509,28 @@ def test_a_schema_1_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
     assert [r.unreadable for r in upgraded.poll_runs_since(NOW)] == [3]
     with upgraded.engine.connect() as conn:
         assert conn.execute(schema_info.select()).fetchall() == [(1, SCHEMA_VERSION)]
+
+
+def test_a_schema_2_database_learns_how_findings_arrived_and_its_own_came_by_poll(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 added `findings.source` (poll, queue, reconcile): before it only polls stored."""
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    old = Store(url)
+    old.migrate()
+    first, second = findings(2)
+    old.add_findings([first], now=NOW)
+    with old.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE findings DROP COLUMN source")
+        conn.execute(update(schema_info).values(version=2))
+    old.close()
+
+    upgraded = Store(url)
+    upgraded.migrate()
+    upgraded.add_findings([second], now=NOW, source=QUEUED)
+    upgraded.add_findings([first, second], now=NOW, source=RECONCILED)  # both known already
+
+    day = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert upgraded.arrivals_between(*day) == {POLLED: 1, QUEUED: 1}
+    with pytest.raises(ValueError, match="unknown finding source"):
+        upgraded.add_findings(findings(1, NOW - timedelta(days=1)), source="carrier-pigeon")

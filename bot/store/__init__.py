@@ -49,6 +49,7 @@ from bot.store.schema import (
 from bot.stored import (
     FAILED,
     PENDING,
+    POLLED,
     POSTED,
     SKIPPED,
     Burst,
@@ -116,10 +117,17 @@ class Store:
         migrations.migrate(self._db)
 
     # -- findings -------------------------------------------------------------------------
-    def add_findings(self, items: Sequence[Finding], now: datetime | None = None) -> list[str]:
+    def add_findings(
+        self, items: Sequence[Finding], now: datetime | None = None, source: str = POLLED
+    ) -> list[str]:
         """Store new findings; returns the event IDs that were new. Already-stored ones are
-        left exactly as they are (their status and Slack message included)."""
-        return findings.add_findings(self._db, items, now)
+        left exactly as they are (their status and Slack message included). `source` says
+        how they arrived (bot.stored ARRIVALS)."""
+        return findings.add_findings(self._db, items, now, source)
+
+    def arrivals_between(self, start: datetime, end: datetime) -> dict[str, int]:
+        """{source: findings stored in [start, end) that arrived that way}."""
+        return findings.arrivals_between(self._db, start, end)
 
     def add_followups(self, event_id: str, found: Sequence[str], severity: Severity) -> bool:
         return findings.add_followups(self._db, event_id, found, severity)

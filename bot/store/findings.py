@@ -15,13 +15,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from bot.store.engine import Database, aware, insert_ignore, utcnow
 from bot.store.schema import findings_table
-from bot.stored import PENDING, SKIPPED, Message, StoredFinding, Triage
+from bot.stored import ARRIVALS, PENDING, POLLED, SKIPPED, Message, StoredFinding, Triage
 from bot.triage import OPEN
 from checks.model import Finding, KeyEvent, Severity
 from checks.record import from_stored, to_stored
@@ -33,16 +33,25 @@ CHUNK = 500  # keep IN lists within every backend's parameter limit
 
 # -- writing --------------------------------------------------------------------------------
 def add_findings(
-    db: Database, findings: Sequence[Finding], now: datetime | None = None
+    db: Database,
+    findings: Sequence[Finding],
+    now: datetime | None = None,
+    source: str = POLLED,
 ) -> list[str]:
     """Store new findings; returns the event IDs that were new. Already-stored ones are
-    left exactly as they are (their status and Slack message included)."""
+    left exactly as they are (their status and Slack message included, and how they came:
+    the first path to store a finding is the one it arrived by)."""
     if not findings:
         return []
+    if source not in ARRIVALS:
+        raise ValueError(f"unknown finding source {source!r}")
     stamp = now or utcnow()
     # A fixed order: two writers inserting overlapping batches then lock rows in the same
     # order and cannot deadlock (PostgreSQL detects the cycle and fails one batch).
-    rows = sorted((finding_row(f, stamp) for f in findings), key=lambda r: r["event_id"])
+    rows = sorted(
+        (finding_row(f, stamp) | {"source": source} for f in findings),
+        key=lambda r: r["event_id"],
+    )
     try:
         return _insert_new(db, rows, stamp)
     except (DBAPIError, StatementError, UnicodeError, ValueError) as exc:
@@ -141,6 +150,17 @@ def findings_between(db: Database, start: datetime, end: datetime) -> list[Store
             .order_by(findings_table.c.event_time.desc())
         )
         return [stored(r._mapping) for r in rows]
+
+
+def arrivals_between(db: Database, start: datetime, end: datetime) -> dict[str, int]:
+    """How many findings stored in [start, end) came each way (bot.stored ARRIVALS)."""
+    with db.tx() as conn:
+        rows = conn.execute(
+            select(findings_table.c.source, func.count())
+            .where(findings_table.c.stored_at >= start, findings_table.c.stored_at < end)
+            .group_by(findings_table.c.source)
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
 
 def open_findings(db: Database) -> list[StoredFinding]:

@@ -7,11 +7,11 @@ too; the post states (`post_state`) are bot.stored's.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, text
 
 from bot.triage import OPEN
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATION_LOCK = 0x6B657968  # "keyh": the advisory lock that serialises schema changes
 BURST_LOCK = 0x6B657962  # "keyb": serialises the start of a burst summary
 
@@ -44,6 +44,10 @@ findings_table = Table(
     # earlier attempt may have landed, so the next poster looks in the channel first.
     Column("post_attempted_at", DateTime(timezone=True)),
     Column("burst_id", String(64), index=True),
+    # How the finding reached keyhunt (bot.stored ARRIVALS): the poll, the SQS queue, or the
+    # poll acting as the queue's reconciler (a key the real-time path missed). Rows older
+    # than schema 3 came from the poll.
+    Column("source", String(16), nullable=False, server_default=text("'poll'")),
 )
 
 # One burst summary per burst, whatever crashes: the row exists before the summary is posted
@@ -106,6 +110,7 @@ ADDED_COLUMNS: dict[int, list[tuple[Table, str]]] = {
         (findings_table, "burst_id"),
         (poll_runs, "unreadable"),
     ],
+    3: [(findings_table, "source")],
 }
 
 leases = Table(

@@ -21,6 +21,7 @@ from bot.health import Health, SchedulerState, assess
 from bot.hunting import Hunter
 from bot.poller import Poller
 from bot.posting import Poster
+from bot.realtime import QueueConsumer, consumer_poster, queue_client_config, queue_region
 from bot.schedule import Leadership, build_scheduler, replica_id
 from bot.server import HttpServer, make_wsgi
 from bot.settings import Settings
@@ -103,6 +104,30 @@ class Components:
         return Poller(self.settings, self.store, self.hunter, self.poster, self.clock)
 
     @cached_property
+    def queue_consumer(self) -> QueueConsumer | None:
+        """The real-time path (bot.realtime), when KEYHUNT_SQS_QUEUE_URL is set: its own SQS
+        client with keyhunt's own credentials (the queue is in keyhunt's account), and its own
+        poster beside the poller's."""
+        url = self.settings.sqs_queue_url
+        if not url:
+            return None
+        import boto3  # only `serve` with a queue needs it here
+
+        sqs = boto3.Session().client(
+            "sqs",
+            region_name=queue_region(url),
+            config=queue_client_config(self.settings.queue_wait_seconds),
+        )
+        return QueueConsumer(
+            self.settings,
+            self.store,
+            self.hunter,
+            consumer_poster(self.poster, self.owner),
+            sqs,
+            clock=self.clock,
+        )
+
+    @cached_property
     def leadership(self) -> Leadership:
         """The poller lease: one replica polls, posts and sends the digest at a time."""
         return Leadership(self.store, self.owner, self.settings.poll_interval)
@@ -135,6 +160,7 @@ class Components:
             self.settings.poll_minutes,
             self.clock(),
             self.hunter.names_for,
+            realtime=bool(self.settings.sqs_queue_url),
         )
 
     @cached_property

@@ -55,6 +55,31 @@ TARGET_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+# The real-time path (bot.realtime) and the poll reconciling behind it.
+QUEUE_MESSAGES = Counter(
+    "keyhunt_queue_messages",
+    "SQS messages received, by outcome: stored (a new finding), duplicate (already stored: "
+    "deleted), poison (unusable: left for the redrive policy to move to the dead-letter queue)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+QUEUE_ERRORS = Counter(
+    "keyhunt_queue_errors",
+    "Receive cycles that failed (SQS or the store unreachable); the messages come back",
+    ["stage"],
+    registry=REGISTRY,
+)
+LAST_QUEUE_RECEIVE = Gauge(
+    "keyhunt_last_queue_receive_timestamp_seconds",
+    "Unix time of the last SQS receive that answered (age = time() - this)",
+    registry=REGISTRY,
+)
+RECONCILED = Counter(
+    "keyhunt_reconciled",
+    "Findings the poll stored that the SQS queue had not delivered (the real-time path missed)",
+    registry=REGISTRY,
+)
+
 
 def exposition() -> bytes:
     return generate_latest(REGISTRY)

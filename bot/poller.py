@@ -23,6 +23,7 @@ from bot.hunting import AccountNotConfigured, Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
 from bot.store import PollRun, Store, StoredFinding
+from bot.stored import POLLED, RECONCILED
 from checks.awserror import AwsReadFailed
 from checks.followup import followups_of, raised_severity
 from checks.model import FATAL_STAGES, Target, TargetError, Window
@@ -211,7 +212,13 @@ class Poller:
     ) -> tuple[int, list[TargetError], int]:
         known = self.store.event_ids_since(window.start)
         result = self.hunter.hunt_targets(targets, window, known_event_ids=known)
-        new_ids = self.store.add_findings(result.findings)
+        # With a queue configured the poll is its reconciler: whatever it stores first is a
+        # key the real-time path missed (or has not delivered yet), and is counted as such.
+        source = RECONCILED if self.settings.sqs_queue_url else POLLED
+        new_ids = self.store.add_findings(result.findings, source=source)
+        if source == RECONCILED and new_ids:
+            metrics.RECONCILED.inc(len(new_ids))
+            log.warning("reconcile: %d finding(s) the queue had not delivered", len(new_ids))
         for finding in result.findings:
             if finding.event.event_id in new_ids:
                 metrics.FINDINGS.labels(finding.severity.value).inc()

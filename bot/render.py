@@ -521,7 +521,10 @@ def render_digest(
     now: datetime,
     health: Sequence[TargetHealth] = (),
     names: Mapping[str, str] | None = None,
+    reconciled: int | None = None,
 ) -> tuple[str, Blocks]:
+    """`reconciled`: with an SQS queue configured, how many of the day's keys only the poll
+    found (the real-time path missed them); None without a queue."""
     triaged = sum(1 for f in day if f.triage.status != OPEN)
     counts = tally(f.finding.severity for f in day)
     first = (
@@ -543,6 +546,15 @@ def render_digest(
         f"Poller: every {poll_minutes} min, last success "
         f"{ago(last_ok, now) if last_ok else 'never'}, {plural(failures, 'failure')} in 24 h"
     )
+    if reconciled:
+        # How lossy the real-time path is: each of these waited for the reconcile.
+        lines.append(
+            f"⚠ {plural(reconciled, 'key')} reached keyhunt only through the reconciling "
+            f"poll, every {poll_minutes} min (the real-time path missed "
+            f"{'it' if reconciled == 1 else 'them'})"
+        )
+    elif reconciled == 0 and day:
+        lines.append("Real time: no key of the day needed the reconciling poll")
     unread = [h for h in health if h.consecutive_failures]
     for h in unread[:10]:  # never let "0 new keys" read as "all clear" for an unread account
         where = account_label(h.account_id, (names or {}).get(h.account_id))

@@ -137,6 +137,10 @@ def serve(parts: Components, socket_mode: bool = False, port: int | None = None)
             print(f"keyhunt: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     parts.scheduler.start()
+    # Every replica consumes the queue, lease or not (bot.realtime says why).
+    consumer = parts.queue_consumer
+    if consumer is not None:
+        consumer.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -149,6 +153,8 @@ def serve(parts: Components, socket_mode: bool = False, port: int | None = None)
         )
         stop.wait()
     finally:
+        if consumer is not None:
+            consumer.stop()  # a receive in flight is left: its messages come back
         if handler is not None:
             close_socket_mode(handler)
         parts.scheduler.shutdown(wait=False)

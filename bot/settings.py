@@ -23,6 +23,7 @@ from checks.timeutil import parse_duration
 DEFAULT_CONFIG_PATH = Path("config/keyhunt.yaml")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
+RECONCILE_POLL_MINUTES = 60  # the poll's default period when an SQS queue is configured
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,10 @@ class Settings:
     throttle_deadline_seconds: float = 120.0
     port: int = 3000
     suppressions: tuple[Suppression, ...] = field(default=())
+    # Real time (bot.realtime): the SQS queue EventBridge fills with CreateAccessKey events;
+    # with one, the poll becomes the reconciler (hourly unless poll_minutes says otherwise).
+    sqs_queue_url: str = ""
+    queue_wait_seconds: int = 20  # SQS long polling: how long one receive waits for messages
 
     @property
     def poll_interval(self) -> timedelta:
@@ -224,6 +229,16 @@ def _clock(value: Any, key: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def _queue_url(value: Any, key: str) -> str:
+    text = str(value).strip()
+    if text and not re.match(r"^https?://[^/\s]+/\d{12}/[\w-]{1,80}(\.fifo)?$", text):
+        raise ConfigError(
+            f"{key}: {text[:200]!r} is not an SQS queue URL such as "
+            "https://sqs.us-east-1.amazonaws.com/111122223333/keyhunt-key-events"
+        )
+    return text
+
+
 def _url(value: Any, key: str) -> str:
     text = str(value).strip()
     if not re.match(r"^https?://", text):
@@ -258,6 +273,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "rate_per_target": ("KEYHUNT_RATE_PER_TARGET", _float_range(0.1, 2.0)),
     "throttle_deadline_seconds": ("KEYHUNT_THROTTLE_DEADLINE", _float_range(1, 3600)),
     "port": ("PORT", _int_range(1, 65535)),
+    "sqs_queue_url": ("KEYHUNT_SQS_QUEUE_URL", _queue_url),
+    "queue_wait_seconds": ("KEYHUNT_QUEUE_WAIT_SECONDS", _int_range(1, 20)),
 }
 YAML_ONLY = ("suppressions",)
 
@@ -291,6 +308,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     values["accounts"] = tuple(a for a, _ in pairs)
     values["account_names"] = tuple((a, n) for a, n in pairs if n)
     values["suppressions"] = _suppressions(raw.get("suppressions"))
+    if values.get("sqs_queue_url") and "poll_minutes" not in values:
+        # The queue brings keys in seconds; the poll only catches what it missed.
+        values["poll_minutes"] = RECONCILE_POLL_MINUTES
     settings = Settings(**values)
     if settings.poll_overlap < timedelta(minutes=15):
         raise ConfigError("poll_overlap: at least 15m (CloudTrail delivers events late)")

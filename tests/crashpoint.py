@@ -6,7 +6,10 @@ Steps, counted over the process's chat.postMessage calls (burst summary included
 order they are made) or over the store's records of a post:
 - `before_post:N`  the Nth post is claimed and marked as attempted, and never sent;
 - `after_accept:N` Slack accepted the Nth post; the process dies before reading on;
-- `after_mark:N`   the store recorded the Nth post (alert or summary), then the process dies.
+- `after_mark:N`   the store recorded the Nth post (alert or summary), then the process dies;
+- `after_queue_store:N` the queue consumer (bot.realtime) stored its Nth batch of findings
+  and dies before deleting its messages. `QUEUE_VISIBILITY_SECONDS` shortens how long the
+  received messages stay hidden, so they come back within a test's patience.
 
 No hook lives in the product: the patches are installed here, around the real methods, in
 the process that then runs `bot.cli.main` as the `keyhunt` script does.
@@ -24,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-STEPS = ("before_post", "after_accept", "after_mark")
+STEPS = ("before_post", "after_accept", "after_mark", "after_queue_store")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -54,6 +57,13 @@ def install(spec: str) -> None:
     if step not in STEPS or not count.isdigit() or int(count) < 1:
         raise SystemExit(f"KEYHUNT_CRASH_AT must be STEP:N with STEP in {STEPS}, got {spec!r}")
     nth = int(count)
+    if step == "after_queue_store":
+        from bot import realtime
+
+        realtime.QueueConsumer._store = _counting(  # type: ignore[method-assign]
+            realtime.QueueConsumer._store, nth, before=False
+        )
+        return
     if step in ("before_post", "after_accept"):
         from slack_sdk import WebClient
 
@@ -164,6 +174,11 @@ def main() -> int:
     spec = os.environ.get("KEYHUNT_CRASH_AT")
     if spec:
         install(spec)
+    hidden = os.environ.get("QUEUE_VISIBILITY_SECONDS")
+    if hidden:
+        from bot import realtime
+
+        realtime.VISIBILITY_TIMEOUT = timedelta(seconds=int(hidden))
     from bot.cli import main as keyhunt
 
     return keyhunt(sys.argv[1:])

@@ -55,6 +55,10 @@ __all__ = ["FakeAWS", "LookupCall", "parse_event_time"]
 
 HOST = "127.0.0.1"
 LOOKUP_TARGET_SUFFIX = ".LookupEvents"
+SQS_RECEIVE_TARGET = "AmazonSQS.ReceiveMessage"
+# SQS long polling is served here by asking moto without a wait this often: moto's own wait
+# is a busy loop that would hold a CPU core (and the interpreter lock) for the whole wait.
+LONG_POLL_STEP = 0.01
 RETENTION = timedelta(days=90)  # LookupEvents only sees the last 90 days
 DEFAULT_MAX_RESULTS = 50
 MAX_MAX_RESULTS = 50
@@ -913,6 +917,8 @@ class FakeAWS:
     def _route(self, method: str, path: str, headers: Message, body: bytes) -> _Response:
         if headers.get("X-Amz-Target", "").endswith(LOOKUP_TARGET_SUFFIX):
             return self._lookup_events(headers, body)
+        if headers.get("X-Amz-Target", "") == SQS_RECEIVE_TARGET:
+            return self._receive_message(method, path, headers, body)
         role_arn = _assume_role_arn(path, headers.get("Content-Type", ""), body)
         if role_arn is not None and self._role_denied(role_arn):
             return self._deny_assume_role(headers, role_arn)
@@ -939,6 +945,30 @@ class FakeAWS:
             return _json_error(error)
         self._record(LookupCall(account_id, region, params, arrived, "ok"))
         return _json_response(result)
+
+    def _receive_message(self, method: str, path: str, headers: Message, body: bytes) -> _Response:
+        """ReceiveMessage with WaitTimeSeconds: moto is asked without a wait every
+        LONG_POLL_STEP until it has messages or the wait is over, as SQS answers a long poll
+        (at once when messages arrive, empty at the end of the wait)."""
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return self._proxy(method, path, headers, body)
+        wait = params.get("WaitTimeSeconds") if isinstance(params, dict) else None
+        if not isinstance(wait, int) or isinstance(wait, bool) or wait <= 0:
+            return self._proxy(method, path, headers, body)
+        deadline = time.monotonic() + min(wait, 20)
+        at_once = json.dumps({**params, "WaitTimeSeconds": 0}).encode()
+        while True:
+            response = self._proxy(method, path, headers, at_once)
+            if response.status != 200 or time.monotonic() >= deadline:
+                return response
+            try:
+                if json.loads(response.body or b"{}").get("Messages"):
+                    return response
+            except (ValueError, AttributeError):
+                return response
+            time.sleep(LONG_POLL_STEP)
 
     def _apply_latency(self, account_id: str) -> None:
         with self._faults_lock:

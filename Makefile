@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/hadolint --failure-threshold style Dockerfile
-	$(BIN)/cfn-lint --include-checks I -- config/cross-account-role.yaml
+	$(BIN)/cfn-lint --include-checks I -- config/cross-account-role.yaml \
+		config/eventbridge-forwarder.yaml config/central-bus.yaml config/responder-role.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy checks bot dev/keyhunt_dev

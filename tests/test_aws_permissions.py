@@ -4,7 +4,9 @@ A representative run of the product against FakeAWS (moto + the LookupEvents emu
 every AWS operation keyhunt performs: a hunt with enrichment and rotation context over the
 accounts of an AWS Organization (KEYHUNT_ACCOUNTS=organization: ListAccounts, one member
 closed; the others reached through AssumeRole with an external ID), two `keyhunt key`
-investigations (a member's key, keyhunt's own account's key), and `keyhunt check`.
+investigations (a member's key, keyhunt's own account's key), `keyhunt check`, and one receive
+cycle of the real-time consumer (bot.realtime) on config/central-bus.yaml's queue: a member's
+CreateAccessKey as EventBridge delivers it, and a message it cannot use.
 
 How every call is captured. A hook registered on the base boto3 session would miss most of
 them: checks/sessions.py gives each assumed role a *new* botocore session
@@ -27,7 +29,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -62,6 +64,10 @@ CHANNEL = "C0ALERTS"
 # Operations AWS authorizes without any policy (STS API reference: "No permissions are
 # required to perform this operation", even under an explicit deny).
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
+# Batch operations have no IAM action of their own: each entry is authorized as the single
+# call (SQS API reference, "Permissions"). The recorder files them under that action.
+BATCH_ACTIONS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+CENTRAL_BUS = ROOT / "config" / "central-bus.yaml"
 PER_ACCOUNT_SID = "PerAccount"  # statements the KeyHuntReadOnly role in each account needs
 BOT_SID = "Bot"  # statements only keyhunt's own principal needs
 
@@ -250,7 +256,8 @@ class Recorder:
             def record(model: Any, params: dict[str, Any], **_: Any) -> None:
                 if not self.flow:
                     return
-                call = AwsCall(self.flow, f"{prefix}:{model.name}", kind, dict(params))
+                action = f"{prefix}:{model.name}"
+                call = AwsCall(self.flow, BATCH_ACTIONS.get(action, action), kind, dict(params))
                 with self._lock:
                     self.calls.append(call)
 
@@ -280,6 +287,8 @@ class Recording:
     check_rc: int
     check_output: str
     named: HuntResult  # the same accounts listed by ID: names from their aliases
+    queue_url: str  # the real-time consumer's queue (config/central-bus.yaml's default name)
+    received: int  # messages its receive cycle got
 
 
 def unique_account() -> str:
@@ -407,7 +416,28 @@ def seed(
     return Organization(management, tuple(active), closed), (key, new)
 
 
-def settings_for(tmp: Path, slack: FakeSlack, accounts: str) -> Settings:
+def default_queue_name() -> str:
+    template = yaml.load(CENTRAL_BUS.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return str(template["Parameters"]["QueueName"]["Default"])
+
+
+def eventbridge_envelope(record: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "permissions-test",
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.iam",
+            "account": record["recipientAccountId"],
+            "region": REGION,
+            "time": record["eventTime"],
+            "resources": [],
+            "detail": record,
+        }
+    )
+
+
+def settings_for(tmp: Path, slack: FakeSlack, accounts: str, queue_url: str = "") -> Settings:
     return load_settings(
         environ={
             "KEYHUNT_CONFIG": "",
@@ -419,6 +449,7 @@ def settings_for(tmp: Path, slack: FakeSlack, accounts: str) -> Settings:
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_API_URL": slack.api_url,
             "KEYHUNT_CHANNEL": CHANNEL,
+            "KEYHUNT_SQS_QUEUE_URL": queue_url,
         }
     )
 
@@ -465,9 +496,40 @@ def recording(fake_aws: FakeAWS, tmp_path_factory: pytest.TempPathFactory) -> It
         out = io.StringIO()
         check_rc = run_checks(Components(settings), out=out)
         done("check")
+        recorder.flow = ""  # not recording the seeding
+        # The real-time consumer, on the queue config/central-bus.yaml makes in keyhunt's
+        # own account: a member's key as EventBridge delivers it, and garbage. Without Slack:
+        # what posting costs in AWS calls is the poll's, recorded above.
+        sqs = client_in(org.management, "sqs")
+        queue_url = sqs.create_queue(QueueName=default_queue_name())["QueueUrl"]
+        created = r.create_access_key(
+            r.iam_user(org.active[1], "erin"), org.active[1], now, user=None, new_key=None
+        )
+        created.pop("errorCode", None)
+        sqs.send_message(QueueUrl=queue_url, MessageBody=eventbridge_envelope(created))
+        sqs.send_message(QueueUrl=queue_url, MessageBody="not an event")
+        realtime = Components(
+            replace(settings_for(tmp, slack, "organization", queue_url), channel="")
+        )
+        flow("queue")
+        consumer = realtime.queue_consumer
+        assert consumer is not None
+        cycle = consumer.receive_once(wait_seconds=1)
+        done("queue")
         recorder.flow = ""
 
-        yield Recording(org, recorder, lookups, hunt, keys, check_rc, out.getvalue(), named)
+        yield Recording(
+            org,
+            recorder,
+            lookups,
+            hunt,
+            keys,
+            check_rc,
+            out.getvalue(),
+            named,
+            queue_url,
+            cycle.received,
+        )
     fake_aws.reset()
 
 
@@ -486,6 +548,7 @@ def test_the_flows_ran_cleanly(recording: Recording) -> None:
         assert report.owner_keys
     assert recording.check_rc == 0, recording.check_output
     assert recording.named.errors == []
+    assert recording.received == 2, "the consumer's receive cycle got both messages"
     assert {f.account_name for f in recording.hunt.findings} >= {"member-0"}  # the listing's
     assert {f.account_name for f in recording.named.findings} >= {"member-0-alias"}
 
@@ -522,6 +585,24 @@ def test_policy_split_matches_who_makes_each_call(recording: Recording) -> None:
     # it searches its own account with its own credentials.
     own = recording.recorder.actions("env") - NO_PERMISSION_NEEDED
     assert own == per_account | bot_only
+
+
+def test_the_queue_grant_is_scoped_to_the_central_bus_templates_queue(
+    recording: Recording,
+) -> None:
+    """sqs:ReceiveMessage and sqs:DeleteMessage on config/central-bus.yaml's queue (its
+    default name), in us-east-1, and on nothing else; the consumer called exactly those,
+    with keyhunt's own credentials, on that queue."""
+    name = default_queue_name()
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        assert resources_for(action) == [f"arn:aws:sqs:{REGION}:*:{name}"]
+    calls = [c for c in recording.recorder.calls if c.action.startswith("sqs:")]
+    assert {c.action for c in calls} == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    account, queue = recording.queue_url.rsplit("/", 2)[1:]
+    for call in calls:
+        assert call.credentials == "env"
+        assert call.params["QueueUrl"] == recording.queue_url
+        assert fnmatchcase(f"arn:aws:sqs:{REGION}:{account}:{queue}", resources_for(call.action)[0])
 
 
 def test_assume_role_targets_the_documented_role_with_the_external_id(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 
@@ -21,6 +21,10 @@ from bot.health import SchedulerState
 from bot.listeners import Deps, Hunter, register_all
 from bot.settings import Settings
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.asking import Asking
+    from bot.containment import Containment
 
 
 def create_app(
@@ -31,6 +35,8 @@ def create_app(
     scheduler: SchedulerState | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     workers: int = 16,
+    asking: Asking | None = None,
+    containment: Containment | None = None,
 ) -> App:
     install_body_parser_fix()  # `/keyhunt … payload` would otherwise be dropped
     app = App(
@@ -41,5 +47,6 @@ def create_app(
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bolt"),
     )
     give_lazy_listeners_their_own_pool(app, workers)  # slow hunts never starve the acks
-    register_all(app, Deps(settings, store, hunter, scheduler or SchedulerState(), clock))
+    deps = Deps(settings, store, hunter, scheduler or SchedulerState(), clock, asking, containment)
+    register_all(app, deps)
     return app

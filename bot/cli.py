@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default $PORT, else 3000)")
 
     commands.add_parser("check", help="validate config, AWS access and Slack auth")
+    audit = commands.add_parser(
+        "audit",
+        help="who decided what, when: triage, answers, escalations, key actions, snoozes",
+    )
+    audit.add_argument(
+        "--last", type=_arg(parse_duration), metavar="DUR", required=True, help="e.g. 7d"
+    )
+    audit.add_argument("--format", choices=("table", "jsonl"), default="table")
     demo = commands.add_parser(
         "demo",
         help="run the whole product locally with fakes",
@@ -273,12 +281,24 @@ def cmd_check(args: argparse.Namespace, parts: Components) -> int:
     return run_checks(parts)
 
 
+def cmd_audit(args: argparse.Namespace, parts: Components) -> int:
+    from datetime import UTC, datetime
+
+    from bot.terminal import audit_jsonl, format_audit
+
+    store = parts.existing_store()
+    entries = store.audit_since(datetime.now(UTC) - args.last) if store is not None else []
+    sys.stdout.write(audit_jsonl(entries) if args.format == "jsonl" else format_audit(entries))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Components], int]] = {
     "hunt": cmd_hunt,
     "key": cmd_key,
     "poll": cmd_poll,
     "serve": cmd_serve,
     "check": cmd_check,
+    "audit": cmd_audit,
 }
 
 

@@ -44,7 +44,18 @@ class Hunt:
     min_severity: Severity | None = None
 
 
-Command = Help | Status | KeyLookup | Hunt
+@dataclass(frozen=True)
+class Snoozes:
+    pass
+
+
+@dataclass(frozen=True)
+class Unsnooze:
+    snooze_id: str
+
+
+SNOOZE_ID = re.compile(r"^s[0-9a-f]{6}$")
+Command = Help | Status | KeyLookup | Hunt | Snoozes | Unsnooze
 
 
 def parse_command(text: str) -> Command:
@@ -65,6 +76,14 @@ def parse_command(text: str) -> Command:
             return KeyLookup(validate_key_id(rest[0]))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+    if head == "snoozes":
+        if rest:
+            raise CommandError("`snoozes` takes nothing after it")
+        return Snoozes()
+    if head == "unsnooze":
+        if len(rest) != 1 or not SNOOZE_ID.match(rest[0].lower()):
+            raise CommandError("`unsnooze` takes one snooze ID, as `/keyhunt snoozes` lists it")
+        return Unsnooze(rest[0].lower())
     if head in ("last", "since"):
         return _parse_hunt(words)
     raise CommandError(f"unknown command {words[0]!r}")

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from bot.asking import Asking
 from bot.aws import build_sessions
+from bot.containment import Containment
 from bot.digest import post_digest
 from bot.health import Health, SchedulerState, assess
 from bot.hunting import Hunter
@@ -97,7 +99,19 @@ class Components:
             self.owner,
             self.settings.burst_threshold,
             posts_per_second=self.settings.posts_per_second,
+            asking=self.asking,
+            actions=self.settings.response_actions,
         )
+
+    @cached_property
+    def asking(self) -> Asking:
+        """Who is behind each finding, "Was this you?", escalation (bot.asking)."""
+        return Asking(self.settings, self.store, self.slack, lambda: self.sessions, self.clock)
+
+    @cached_property
+    def containment(self) -> Containment:
+        """Deactivate / Reactivate through the KeyHuntResponder role (opt-in)."""
+        return Containment(self.settings, self.store, self.clock)
 
     @cached_property
     def poller(self) -> Poller:
@@ -139,7 +153,15 @@ class Components:
 
         extra = {} if self.workers is None else {"workers": self.workers}
         return create_app(
-            self.settings, self.store, self.hunter, self.slack, self.state, self.clock, **extra
+            self.settings,
+            self.store,
+            self.hunter,
+            self.slack,
+            self.state,
+            self.clock,
+            asking=self.asking,
+            containment=self.containment,
+            **extra,
         )
 
     def health(self) -> Health:
@@ -166,8 +188,14 @@ class Components:
     @cached_property
     def scheduler(self) -> Any:
         """APScheduler 3: the poll and the daily digest, each run by the lease holder only."""
+        escalate = self.asking.escalate_due if self.poster is not None else None
         return build_scheduler(
-            self.settings, self.leadership, self.poller.run_once, self.digest, self.state
+            self.settings,
+            self.leadership,
+            self.poller.run_once,
+            self.digest,
+            self.state,
+            escalate=escalate,
         )
 
     def close(self) -> None:

@@ -13,6 +13,21 @@ FOLLOW_UPS = Counter(
     "Open findings whose new key has since made a call that matters (raised to high)",
     registry=REGISTRY,
 )
+OWNER_QUESTIONS = Counter(
+    "keyhunt_owner_questions",
+    '"Was this you?" questions: asked, answered yes/no, timed out, escalated',
+    ["outcome"],
+    registry=REGISTRY,
+)
+RESPONSE_ACTIONS = Counter(
+    "keyhunt_response_actions",
+    "Key containment actions taken from Slack (deactivate, reactivate) and refused",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+SNOOZED = Counter(
+    "keyhunt_snoozed", "Findings not posted because a snooze covered them", registry=REGISTRY
+)
 POSTS = Counter(
     "keyhunt_posts",
     "Slack alert posts by outcome (delivered, adopted, failed, retried)",

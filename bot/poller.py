@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import metrics
 from bot.aws import NoAccounts
+from bot.containment import second_keys
 from bot.hunting import AccountNotConfigured, Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
@@ -138,6 +139,9 @@ class Poller:
         # New alerts go out first; then what older open keys have done since (their alerts
         # are updated in place). Findings stored by this poll wait for the next one.
         delivery = self.poster.deliver_pending() if self.poster is not None else None
+        if self.poster is not None and self.poster.asking is not None:
+            # Questions past their deadline escalate here too (and each minute in `serve`).
+            self.poster.asking.escalate_due()
         followed = self._follow_up(now) if self.settings.follow_up else 0
         return PollOutcome(
             new,
@@ -219,6 +223,8 @@ class Poller:
         if source == RECONCILED and new_ids:
             metrics.RECONCILED.inc(len(new_ids))
             log.warning("reconcile: %d finding(s) the queue had not delivered", len(new_ids))
+        # A new key for a user whose key was just deactivated: the playbook's second key.
+        second_keys(self.store, new_ids, self.clock())
         for finding in result.findings:
             if finding.event.event_id in new_ids:
                 metrics.FINDINGS.labels(finding.severity.value).inc()

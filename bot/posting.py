@@ -26,19 +26,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import metrics
 from bot.render import render_alert, render_burst
 from bot.slack_io import posting_client
+from bot.snoozes import covering
 from bot.store import FAILED, Burst, Store, StoredFinding
 from checks.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from bot.asking import Asking
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +105,13 @@ class Poster:
         burst_threshold: int = 10,
         posts_per_second: float = POSTS_PER_SECOND,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        asking: Asking | None = None,
+        actions: Sequence[str] = (),
     ) -> None:
         self.store = store
+        # Who is behind each finding, resolved before its post and asked after it.
+        self.asking = asking
+        self.actions = tuple(actions)  # the response actions turned on (their buttons)
         # Posts go without blind resends; searches (reads, safe to repeat) keep every retry.
         self.client = posting_client(client)
         self.reader = client
@@ -121,7 +130,7 @@ class Poster:
         current = self.store.get(event_id)
         if current is None or not current.message.channel or not current.message.ts:
             return False
-        text, blocks = render_alert(current, self.clock())
+        text, blocks = render_alert(current, self.clock(), self.actions)
         try:
             self.client.chat_update(
                 channel=current.message.channel, ts=current.message.ts, text=text, blocks=blocks
@@ -136,14 +145,22 @@ class Poster:
         waiting = self.store.pending(limit=BATCH, now=now)
         if not waiting:
             return DeliveryReport(0, 0, None)
+        waiting = self._unsnoozed(waiting, now)
+        if not waiting:
+            return DeliveryReport(0, 0, None)
         self._search = _Search()
         threads = self._burst_threads(waiting, now)
         posted = failed = adopted = 0
+        resolver = self.asking.resolver() if self.asking is not None else None
         for index, candidate in enumerate(waiting):
             finding = self.store.claim(candidate.event_id, self.owner, CLAIM_LEASE, self.clock())
             if finding is None:
                 continue  # another process is posting it
+            if self.asking is not None and resolver is not None:
+                finding = self.asking.before_post(finding, resolver)
             outcome = self._deliver_one(finding, threads.get(finding.message.burst_id))
+            if outcome != "failed" and self.asking is not None:
+                self.asking.after_post(finding.event_id)
             if outcome == "failed":
                 failed += 1
                 if failed >= 3 and posted + adopted == 0:
@@ -159,6 +176,22 @@ class Poster:
         return DeliveryReport(
             posted + adopted, failed, summary, adopted=adopted, search_calls=self._search.calls
         )
+
+    def _unsnoozed(self, waiting: list[StoredFinding], now: datetime) -> list[StoredFinding]:
+        """The waiting findings no snooze covers; the covered ones are skipped for good."""
+        snoozes = self.store.active_snoozes(now)
+        if not snoozes:
+            return waiting
+        kept = []
+        for candidate in waiting:
+            engaged = self.store.get(candidate.event_id) or candidate
+            snooze = covering(engaged, snoozes, now)
+            if snooze is None:
+                kept.append(candidate)
+            elif self.store.skip(candidate.event_id, f"snoozed ({snooze.id})"):
+                metrics.SNOOZED.inc()
+                log.info("%s not posted: snooze %s covers it", candidate.event_id, snooze.id)
+        return kept
 
     # -- bursts ---------------------------------------------------------------------------
     def _burst_threads(self, waiting: list[StoredFinding], now: datetime) -> dict[str | None, Any]:
@@ -255,7 +288,7 @@ class Poster:
                 return self._adopt(finding, ts, finding.message.thread_ts)
         if finding.message.attempts:
             metrics.POSTS.labels("retried").inc()  # an earlier cycle failed to post it
-        text, blocks = render_alert(finding, self.clock())
+        text, blocks = render_alert(finding, self.clock(), self.actions)
         attempted = finding.message.attempted_at or self.clock()
         reason = "not tried"
         for _ in range(POST_TRIES):

@@ -8,6 +8,7 @@ link or formatting. Notification `text` carries only escaped, formatting-free te
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,8 +24,26 @@ from bot.present import (
     tally,
     visible,
 )
-from bot.stored import PollRun, StoredFinding, TargetHealth, Triage
-from bot.triage import EXPECTED_ROTATION, INVESTIGATING, OPEN, TRANSITIONS, encode_value
+from bot.stored import (
+    ASKED,
+    CONFIRMED,
+    DENIED,
+    NOT_ASKED,
+    TIMED_OUT,
+    Engagement,
+    PollRun,
+    StoredFinding,
+    TargetHealth,
+    Triage,
+)
+from bot.triage import (
+    CONFIRMED_BY_ACTOR,
+    EXPECTED_ROTATION,
+    INVESTIGATING,
+    OPEN,
+    TRANSITIONS,
+    encode_value,
+)
 from checks.danger import rank
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, KeyRetirement, TargetError
@@ -34,6 +53,12 @@ Blocks = list[dict[str, Any]]
 
 ACTION_EXPECTED = "keyhunt_expected_rotation"
 ACTION_INVESTIGATE = "keyhunt_investigate"
+# Beside triage: containment (opt-in) and "Snooze similar" (an overflow menu, so the alert's
+# buttons stay the contract's two unless a response action is turned on).
+ACTION_DEACTIVATE = "keyhunt_deactivate"
+ACTION_REACTIVATE = "keyhunt_reactivate"
+ACTION_SNOOZE = "keyhunt_snooze"
+SNOOZE_DAYS = (1, 7, 30)
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -52,6 +77,7 @@ STATUS_WORDS = {
     OPEN: "open",
     EXPECTED_ROTATION: "expected rotation",
     INVESTIGATING: "investigating",
+    CONFIRMED_BY_ACTOR: "confirmed by the actor",
 }
 
 
@@ -166,12 +192,18 @@ def could_not_read(problems: Sequence[object]) -> str:
     return "⚠ keyhunt could not read: " + " · ".join(parts)
 
 
-def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
+def render_alert(
+    stored: StoredFinding, now: datetime, actions: Sequence[str] = ()
+) -> tuple[str, Blocks]:
+    """The channel alert; `actions` are the response actions turned on (`deactivate`)."""
     finding = stored.finding
     e, severity = finding.event, finding.severity.value
     # The rule that set the severity names what happened.
     what = headline_for(finding.reasons, bool(e.error_code))
     title = f"*{EMOJI.get(severity, '')} {severity.capitalize()} — {what}*"
+    people = stored.engagement
+    if people is not None and people.escalated_at is not None:
+        title = f"*🚨 Escalated* · {title}"
     key = e.access_key_id
     made = "tried to create a key" if e.error_code else f"created key {code(short_key(key))}"
     summary = (
@@ -208,18 +240,150 @@ def render_alert(stored: StoredFinding, now: datetime) -> tuple[str, Blocks]:
     ]
     if e.problems:
         blocks.append(context(could_not_read(e.problems)))
+    if people is not None:
+        blocks.extend(context(line) for line in people_lines(people, now))
     status_line = render_status_line(stored.triage)
     if status_line:
         blocks.append(context(status_line))
-    buttons = triage_buttons(stored.triage.status, stored.event_id)
+    buttons = [
+        *triage_buttons(stored.triage.status, stored.event_id),
+        *response_elements(stored, actions),
+    ]
     if buttons:
         blocks.append({"type": "actions", "block_id": "triage", "elements": buttons})
     step = next_step_for(finding.reasons)
     footer = [f"event {code(stored.event_id, 128)} · keyhunt"]
     if step and stored.triage.status != EXPECTED_ROTATION:  # closed: nothing left to do
         footer.insert(0, f"👉 Next: {escape(step)}")
+    people_part = who_is_who(people, e.target_user) if people is not None else None
+    if people_part:
+        footer.insert(0, people_part)
     blocks.append(context(*footer))
     return alert_text(finding), blocks
+
+
+def who_is_who(people: Engagement, target_user: str | None) -> str | None:
+    """'👤 actor <@U…> (the SSO session name) · bob's owner <@U…>', for the alert's footer."""
+    if not people.state:
+        return None
+    # How it was found can name an IAM user: attacker-chosen text, so in a code span.
+    via = code(people.actor_via, 120)
+    if people.actor_user:
+        line = f"👤 actor <@{people.actor_user}> ({via})"
+    else:
+        line = f"👤 no Slack user for the actor ({via}): nobody asked"
+    if people.target_user:
+        line += f" · {code(target_user, 64)}'s owner <@{people.target_user}>"
+    return line
+
+
+def people_lines(people: Engagement, now: datetime) -> list[str]:
+    """What the actor was asked and answered, what was done to the key, snoozes."""
+    lines: list[str] = []
+    asked = f"<@{people.actor_user}>"
+    if people.state == ASKED and people.deadline is not None:
+        lines.append(
+            f"❓ Asked {asked} “Was this you?”; escalates at "
+            f"{slack_time(people.deadline, '{time}')} if unanswered"
+        )
+    elif people.state == CONFIRMED and people.answered_at is not None:
+        reason = f": “{plain(people.reason, 300)}”" if people.reason else ""
+        lines.append(
+            f"🙋 {asked} answered *Yes, this was me* at "
+            f"{slack_time(people.answered_at, '{time}')}{reason}"
+        )
+    elif people.state == DENIED and people.answered_at is not None:
+        lines.append(
+            f"🚨 {asked} answered *No, I didn't* at "
+            f"{slack_time(people.answered_at, '{time}')}: escalated"
+        )
+    elif people.state == TIMED_OUT:
+        lines.append(f"🚨 No answer from {asked} in time: escalated")
+    elif people.state == NOT_ASKED and people.actor_user and people.reason:
+        lines.append(f"❔ {asked} not asked: {code(people.reason, 120)}")
+    action = people.key_action
+    if action is not None:
+        at = slack_time(action.at, "{date_short_pretty} {time}")
+        key = code(action.access_key_id, 128)
+        if action.action == "deactivate":
+            watch = (
+                f"; any new key for {code(action.user_name, 64)} is alerted on until "
+                f"{slack_time(action.watch_until, '{time}')}"
+                if action.watch_until and action.watch_until > now
+                else ""
+            )
+            lines.append(f"🔒 *Key {key} deactivated* by <@{action.user_id}> at {at}{watch}")
+        elif action.action == "reactivate":
+            lines.append(f"🔓 Key {key} reactivated by <@{action.user_id}> at {at}")
+        elif action.action == "second_key":
+            lines.append(
+                f"🚨 *A second key*: made after <@{action.user_id}> deactivated {key} of "
+                f"{code(action.user_name, 64)} at {at}. Whoever holds the first may hold this one"
+            )
+    snooze = people.snooze
+    if snooze is not None and snooze.expires_at > now:
+        lines.append(
+            f"💤 Similar alerts snoozed by <@{snooze.created_by}> until "
+            f"{slack_time(snooze.expires_at)} (`{escape(snooze.id)}`)"
+        )
+    return [line for line in lines if line]
+
+
+def response_elements(stored: StoredFinding, actions: Sequence[str]) -> list[dict[str, Any]]:
+    """Deactivate or Reactivate (when turned on, for a key that exists), and the snooze menu
+    (never for root: a root key is never "similar" to anything)."""
+    finding, elements = stored.finding, []
+    e = finding.event
+    value = encode_value(stored.event_id, stored.triage.status)
+    containable = bool(e.access_key_id) and not e.error_code and e.actor.type != "Root"
+    containable = containable and e.target_user not in (None, "root")
+    if "deactivate" in actions and containable:
+        action = stored.engagement.key_action if stored.engagement else None
+        if action is not None and action.action == "deactivate":
+            elements.append(_button(ACTION_REACTIVATE, "Reactivate key", value))
+        else:
+            who = f"{visible(e.target_user, 64)} in {visible(account_of(finding), 100)}"
+            key = visible(e.access_key_id, 128)
+            button = _button(ACTION_DEACTIVATE, "Deactivate key", value, "danger")
+            button["confirm"] = {
+                "title": {"type": "plain_text", "text": "Deactivate this key?"},
+                "text": {
+                    "type": "plain_text",
+                    "text": f"Deactivate {key} of {who}? It stops working at once. "
+                    "Nothing is deleted: Reactivate undoes it."[:300],
+                },
+                "confirm": {"type": "plain_text", "text": "Deactivate"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger",
+            }
+            elements.append(button)
+    if e.actor.type != "Root" and e.target_user != "root":
+        elements.append(
+            {
+                "type": "overflow",
+                "action_id": ACTION_SNOOZE,
+                "options": [
+                    {
+                        "text": {"type": "plain_text", "text": f"Snooze similar for {days}d"},
+                        "value": json.dumps([stored.event_id, days], separators=(",", ":")),
+                    }
+                    for days in SNOOZE_DAYS
+                ],
+            }
+        )
+    return elements
+
+
+def _button(action_id: str, label: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
 
 
 def describe_user_keys(finding: Finding, now: datetime) -> str:
@@ -588,6 +752,8 @@ USAGE = escape(
     "    who made one key, and what it has done since\n"
     "/keyhunt status\n"
     "    poller health per account and region, pending posts\n"
+    "/keyhunt snoozes  ·  /keyhunt unsnooze <ID>\n"
+    "    the snoozes in force; lift one\n"
     "DUR is <n>m, <n>h, <n>d or <n>w, at most 90d."
 )
 

@@ -96,6 +96,7 @@ def build_scheduler(
     digest: Callable[[], object],
     state: SchedulerState,
     interval: timedelta | None = None,
+    escalate: Callable[[], object] | None = None,
 ) -> BackgroundScheduler:
     every = interval or settings.poll_interval
     grace = max(int(every.total_seconds()), 60)
@@ -125,6 +126,16 @@ def build_scheduler(
         id="poll",
         next_run_time=now + timedelta(seconds=1),
     )
+    if escalate is not None:
+        # Unanswered "Was this you?" questions escalate within a minute of their deadline,
+        # whatever the poll interval. On every replica: the escalation is a compare-and-set,
+        # so it happens once, and a replica without the lease still keeps the deadline.
+        scheduler.add_job(
+            escalate,
+            IntervalTrigger(seconds=60),
+            id="escalate",
+            next_run_time=now + timedelta(seconds=30),
+        )
     scheduler.add_job(
         digest_if_leader,
         CronTrigger(

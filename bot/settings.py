@@ -24,6 +24,8 @@ DEFAULT_CONFIG_PATH = Path("config/keyhunt.yaml")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
 RECONCILE_POLL_MINUTES = 60  # the poll's default period when an SQS queue is configured
+RESPONSE_ACTIONS = ("deactivate",)
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,17 @@ class Settings:
     # with one, the poll becomes the reconciler (hourly unless poll_minutes says otherwise).
     sqs_queue_url: str = ""
     queue_wait_seconds: int = 20  # SQS long polling: how long one receive waits for messages
+    # Asking the owner (bot.owners, bot.asking): the IAM user tags that name a person, the
+    # config's own mapping (ARN, user or session name -> e-mail or Slack user ID), which
+    # severities are asked, and how long an unanswered question waits before escalating.
+    owner_tags: tuple[str, ...] = ("slack", "email", "owner")
+    owners: tuple[tuple[str, str], ...] = ()
+    ask_severities: tuple[str, ...] = ("critical", "high", "medium")
+    ask_timeout: timedelta = timedelta(minutes=30)
+    # Who is mentioned on an escalation and may use the response actions (opt-in).
+    responders: tuple[str, ...] = ()
+    response_actions: tuple[str, ...] = ()
+    responder_role_name: str = "KeyHuntResponder"
 
     @property
     def poll_interval(self) -> timedelta:
@@ -229,6 +242,35 @@ def _clock(value: Any, key: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def _severities(value: Any, key: str) -> tuple[str, ...]:
+    allowed = ("critical", "high", "medium", "low", "info")
+    items = [item.lower() for item in _list(value)]
+    if items == ["none"]:
+        return ()
+    for item in items:
+        if item not in allowed:
+            raise ConfigError(f"{key}: {item!r} is not a severity ({', '.join(allowed)}, or none)")
+    return tuple(dict.fromkeys(items))
+
+
+def _actions(value: Any, key: str) -> tuple[str, ...]:
+    items = [item.lower() for item in _list(value)]
+    for item in items:
+        if item not in RESPONSE_ACTIONS:
+            raise ConfigError(
+                f"{key}: {item!r} is not a response action ({', '.join(RESPONSE_ACTIONS)})"
+            )
+    return tuple(dict.fromkeys(items))
+
+
+def _tag_keys(value: Any, key: str) -> tuple[str, ...]:
+    items = _list(value)
+    for item in items:
+        if not re.match(r"^[\w.:/=+@-]{1,128}$", item):
+            raise ConfigError(f"{key}: {item!r} is not an IAM tag key")
+    return tuple(items)
+
+
 def _queue_url(value: Any, key: str) -> str:
     text = str(value).strip()
     if text and not re.match(r"^https?://[^/\s]+/\d{12}/[\w-]{1,80}(\.fifo)?$", text):
@@ -275,8 +317,14 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "port": ("PORT", _int_range(1, 65535)),
     "sqs_queue_url": ("KEYHUNT_SQS_QUEUE_URL", _queue_url),
     "queue_wait_seconds": ("KEYHUNT_QUEUE_WAIT_SECONDS", _int_range(1, 20)),
+    "owner_tags": ("KEYHUNT_OWNER_TAGS", _tag_keys),
+    "ask_severities": ("KEYHUNT_ASK_SEVERITIES", _severities),
+    "ask_timeout": ("KEYHUNT_ASK_TIMEOUT", _duration),
+    "responders": ("KEYHUNT_RESPONDERS", _slack_ids),
+    "response_actions": ("KEYHUNT_RESPONSE_ACTIONS", _actions),
+    "responder_role_name": ("KEYHUNT_RESPONDER_ROLE", _text),
 }
-YAML_ONLY = ("suppressions",)
+YAML_ONLY = ("suppressions", "owners")
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -308,13 +356,39 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     values["accounts"] = tuple(a for a, _ in pairs)
     values["account_names"] = tuple((a, n) for a, n in pairs if n)
     values["suppressions"] = _suppressions(raw.get("suppressions"))
+    values["owners"] = _owners(raw.get("owners"))
     if values.get("sqs_queue_url") and "poll_minutes" not in values:
         # The queue brings keys in seconds; the poll only catches what it missed.
         values["poll_minutes"] = RECONCILE_POLL_MINUTES
     settings = Settings(**values)
     if settings.poll_overlap < timedelta(minutes=15):
         raise ConfigError("poll_overlap: at least 15m (CloudTrail delivers events late)")
+    if settings.response_actions and not settings.responders:
+        raise ConfigError(
+            "response_actions: name the people allowed to use them in responders "
+            "(KEYHUNT_RESPONDERS, Slack user IDs)"
+        )
     return settings
+
+
+def _owners(value: Any) -> tuple[tuple[str, str], ...]:
+    """`owners:` maps who acted (an ARN, an IAM user name or a session name) to the person,
+    by e-mail or Slack user ID. Exact keys only: nothing is matched by substring."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError("owners: must be a mapping of ARN or name to e-mail or Slack user ID")
+    pairs = []
+    for who, person in value.items():
+        name, target = str(who).strip(), str(person).strip()
+        if not name or len(name) > 2048:
+            raise ConfigError(f"owners: {name[:64]!r} is not an ARN or a name")
+        if not (EMAIL.match(target) or SLACK_ID.match(target)):
+            raise ConfigError(
+                f"owners[{name[:64]}]: {target[:64]!r} is not an e-mail or a Slack user ID"
+            )
+        pairs.append((name, target))
+    return tuple(pairs)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

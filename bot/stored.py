@@ -56,6 +56,76 @@ class Message:
         return self.thread_ts or self.ts
 
 
+# The "Was this you?" question (`Engagement.state`).
+UNRESOLVED = "unresolved"  # no Slack user found for the actor: nobody to ask
+NOT_ASKED = "not_asked"  # found, but this severity is not asked (or the DM failed)
+ASKED = "asked"  # the DM is out; escalates at `deadline`
+CONFIRMED = "confirmed"  # "Yes, this was me"
+DENIED = "denied"  # "No, I didn't": escalated
+TIMED_OUT = "timed_out"  # no answer by the deadline: escalated
+ANSWER_STATES = (CONFIRMED, DENIED, TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class KeyAction:
+    """The latest Deactivate or Reactivate keyhunt made on a finding's key."""
+
+    action: str  # "deactivate" or "reactivate"
+    user_id: str
+    at: datetime
+    account_id: str
+    user_name: str
+    access_key_id: str
+    watch_until: datetime | None = None  # a second key for the user is alerted on until then
+
+
+@dataclass(frozen=True)
+class Snooze:
+    id: str
+    actor_arn: str
+    target_user: str
+    account_id: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    event_id: str | None = None
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Engagement:
+    """The people behind a finding as Slack knows them, and what they were asked."""
+
+    actor_user: str | None  # Slack user ID; None when no mapping was found
+    actor_via: str  # how the actor was found (or why not), for the alert
+    target_user: str | None
+    target_via: str
+    state: str
+    dm_channel: str | None = None
+    dm_ts: str | None = None
+    asked_at: datetime | None = None
+    deadline: datetime | None = None
+    answered_at: datetime | None = None
+    reason: str | None = None
+    escalated_at: datetime | None = None
+    escalation: str | None = None
+    key_action: KeyAction | None = None
+    snooze: Snooze | None = None  # the snooze made from this alert, if still in force
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of `keyhunt audit`: who did what to which finding, when."""
+
+    at: datetime
+    user_id: str
+    action: str
+    event_id: str | None
+    detail: str | None
+
+
 @dataclass(frozen=True)
 class StoredFinding:
     # The store's key; the finding's own event ID unless it had to be made storable.
@@ -64,6 +134,7 @@ class StoredFinding:
     triage: Triage
     message: Message
     stored_at: datetime
+    engagement: Engagement | None = None  # filled by Store.get/claim (bot.store.engagement)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.present import account_label, hunt_headline, is_own_key, plural, short_key, tally, visible
+from bot.stored import AuditEntry
 from checks.investigate import KeyReport
 from checks.model import Finding, HuntResult, HuntStats, Severity, Target, TargetError
 from checks.record import FINDING_FIELDS
@@ -289,3 +290,45 @@ class Progress:
                 self.stream.write("\r\033[K")
                 self.stream.flush()
                 self.shown = False
+
+
+def format_audit(entries: Sequence[AuditEntry]) -> str:
+    """`keyhunt audit`: who decided what, when, oldest first; typed reasons shown safely."""
+    if not entries:
+        return "No decisions in that window.\n"
+    rows = [("TIME (UTC)", "WHO", "ACTION", "FINDING", "DETAIL")]
+    rows += [
+        (
+            e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            safe_text(e.user_id, 32),
+            safe_text(e.action, 32),
+            safe_text(e.event_id or "-", 64),
+            safe_text(e.detail or "", 200),
+        )
+        for e in entries
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def audit_jsonl(entries: Sequence[AuditEntry]) -> str:
+    return "".join(
+        json.dumps(
+            {
+                "at": isoformat_z(e.at),
+                "user_id": e.user_id,
+                "action": e.action,
+                "event_id": e.event_id,
+                "detail": e.detail,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for e in entries
+    )

@@ -14,11 +14,15 @@ import json
 from dataclasses import dataclass
 
 OPEN, EXPECTED_ROTATION, INVESTIGATING = "open", "expected_rotation", "investigating"
-STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING)
+# The actor answered "Yes, this was me" (bot.asking): lowered, still shown and still open to
+# triage; never reached by a button, only by the asked person's answer.
+CONFIRMED_BY_ACTOR = "confirmed_by_actor"
+STATUSES = (OPEN, EXPECTED_ROTATION, INVESTIGATING, CONFIRMED_BY_ACTOR)
 
 # state -> the states its message offers a button for (render.triage_buttons draws these)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     OPEN: (EXPECTED_ROTATION, INVESTIGATING),
+    CONFIRMED_BY_ACTOR: (EXPECTED_ROTATION, INVESTIGATING),
     INVESTIGATING: (EXPECTED_ROTATION,),
     EXPECTED_ROTATION: (),
 }

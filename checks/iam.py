@@ -68,3 +68,9 @@ def fetch_account_alias(iam: Any) -> str | None:
     """The account's alias (an account has at most one), or None when it has none."""
     aliases = iam.list_account_aliases().get("AccountAliases") or []
     return str(aliases[0]) if aliases else None
+
+
+def fetch_user_tags(iam: Any, user_name: str) -> dict[str, str]:
+    """The IAM user's tags (one ListUserTags page: a user has at most 50 tags)."""
+    page = _call(iam.list_user_tags, UserName=user_name)
+    return {str(t.get("Key")): str(t.get("Value", "")) for t in page.get("Tags", [])}

@@ -53,10 +53,12 @@ from keyhunt_dev.aws import FakeAWS
 from keyhunt_dev.slack import (
     ApiCall,
     FakeSlack,
+    OpenedView,
     ResponsePost,
     block_action_body,
     post_to_bot,
     slash_command_body,
+    view_submission_body,
 )
 from keyhunt_dev.slack_socket import Ack
 
@@ -276,10 +278,15 @@ def block_kit_problems(blocks: list[Json]) -> list[str]:
             problems.append(f"block {i}: context with more than 10 elements")
         elif kind == "actions":
             for element in block.get("elements") or []:
-                if len(element["text"]["text"]) > 75:
-                    problems.append(f"block {i}: button label over 75 chars")
-                if len(str(element.get("value", ""))) > 2000:
-                    problems.append(f"block {i}: button value over 2000 chars")
+                # A button has one label and value; an overflow menu up to five options.
+                options = element.get("options") if element.get("type") == "overflow" else None
+                if options is not None and not 1 <= len(options) <= 5:
+                    problems.append(f"block {i}: overflow menu with {len(options)} options")
+                for item in options or [element]:
+                    if len(item["text"]["text"]) > 75:
+                        problems.append(f"block {i}: label over 75 chars")
+                    if len(str(item.get("value", ""))) > 2000:
+                        problems.append(f"block {i}: value over 2000 chars")
     return problems
 
 
@@ -357,13 +364,15 @@ class Bot:
         posts_per_second: float = 50.0,
         workers: int | None = None,
         transport: str = HTTP,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
         self.slack = slack
         self.settings = settings
         self.transport = transport
-        self.parts = Components(settings, workers=workers)
+        extra = {} if clock is None else {"clock": clock}
+        self.parts = Components(settings, workers=workers, **extra)
         if self.parts.poster is not None:
             # Slack's ~1 post/s pacing is the Poster's own concern (bench/bot_burst.py measures
             # it); scenario tests post faster so they stay quick.
@@ -439,6 +448,48 @@ class Bot:
         body = self.click_body(event_id, action, user)
         status, _, _ = post_to_bot(self.events_url, body, secret, timestamp=timestamp)
         return status
+
+    def click_menu(self, event_id: str, action: str, option: str, user: str = TRIAGER) -> int:
+        """Choose `option` (its value) from the overflow menu `action` of an alert."""
+        _, _, fields = self.click_fields(event_id, action, user)
+        body = block_action_body(action, "", selected_option={"value": option}, **fields)
+        status, _, _ = post_to_bot(self.events_url, body, SIGNING_SECRET)
+        return status
+
+    def click_dm(
+        self,
+        event_id: str,
+        action: str,
+        user: str,
+        *,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+    ) -> int:
+        """A click on `action` in the "Was this you?" DM about `event_id`, by `user`."""
+        people = (found := self.store.get(event_id)) and found.engagement
+        if not people or not people.dm_channel or not people.dm_ts:
+            raise AssertionError(f"nobody was asked about {event_id}")
+        message = self.slack.messages[people.dm_channel][people.dm_ts].as_dict()
+        body = block_action_body(
+            action,
+            button_value(message, action) or "",
+            user_id=user,
+            channel_id=people.dm_channel,
+            message_ts=people.dm_ts,
+            message=message,
+            response_url=self.slack.response_url(unique("dm")),
+            block_id="owner",
+        )
+        status, _, _ = post_to_bot(self.events_url, body, secret, timestamp=timestamp)
+        return status
+
+    def submit(
+        self, view: OpenedView, values: dict[str, dict[str, str]], user: str
+    ) -> tuple[int, bytes]:
+        """Submit a modal the bot opened, as `user` typed `values` into it."""
+        body = view_submission_body(view.view, values, user_id=user, view_id=view.id)
+        status, _, raw = post_to_bot(self.events_url, body, SIGNING_SECRET)
+        return status, raw
 
     def ack(self, envelope_id: str, timeout: float = ACK_WAIT_SECONDS) -> Ack | None:
         """The bot's Socket Mode ack of `envelope_id`, once it came (None: not in time)."""
@@ -537,6 +588,7 @@ class BotFactory:
         posts_per_second: float = 50.0,
         workers: int | None = None,
         transport: str = HTTP,
+        clock: Callable[[], datetime] | None = None,
         **env: str,
     ) -> Bot:
         """A replica; `workers` sizes the Bolt app's listener pools (default: the product's).
@@ -554,6 +606,7 @@ class BotFactory:
             posts_per_second=posts_per_second,
             workers=workers,
             transport=transport,
+            clock=clock,
         )
         self.bots.append(bot)
         return bot

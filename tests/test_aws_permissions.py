@@ -183,6 +183,10 @@ def test_template_role_grants_exactly_the_per_account_part_of_the_policy(
         ),
         # ListAccountAliases has no resource-level permissions: "*" is its narrowest grant.
         "PerAccountReadAccountAliasForItsName": (["iam:ListAccountAliases"], "*"),
+        "PerAccountReadUserTagsToFindTheOwner": (
+            ["iam:ListUserTags"],
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"},
+        ),
     }
 
 
@@ -496,6 +500,11 @@ def recording(fake_aws: FakeAWS, tmp_path_factory: pytest.TempPathFactory) -> It
         out = io.StringIO()
         check_rc = run_checks(Components(settings), out=out)
         done("check")
+
+        # A poll that posts: who is behind each finding (bot.owners) reads IAM user tags.
+        flow("deliver")
+        Components(settings).poller.run_once()
+        done("deliver")
         recorder.flow = ""  # not recording the seeding
         # The real-time consumer, on the queue config/central-bus.yaml makes in keyhunt's
         # own account: a member's key as EventBridge delivers it, and garbage. Without Slack:

@@ -235,6 +235,13 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations.history": frozenset({"channels:history", "groups:history"}),
     "conversations.replies": frozenset({"channels:history", "groups:history"}),
     "auth.test": frozenset(),
+    # Who is behind a finding: an e-mail (SSO session name, IAM tag) to a Slack user. Slack
+    # grants users:read.email only together with users:read.
+    "users.lookupByEmail": frozenset({"users:read", "users:read.email"}),
+    # "Was this you?" goes to the actor as a DM from the bot.
+    "conversations.open": frozenset({"im:write"}),
+    # Modals (the answer's reason, a snooze's reason) open from a click's trigger_id: no scope.
+    "views.open": frozenset(),
 }
 # Called by Bolt itself, not by our code: SingleTeamAuthorization runs auth.test once.
 BOLT_CALLS = frozenset({"auth.test"})

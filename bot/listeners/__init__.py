@@ -25,6 +25,9 @@ from checks.model import HuntResult, Window
 if TYPE_CHECKING:
     from slack_bolt import App
 
+    from bot.asking import Asking
+    from bot.containment import Containment
+
 
 class Hunter(Protocol):
     """The hunt path as the listeners need it (bot.hunting.Hunter in production)."""
@@ -45,10 +48,14 @@ class Deps:
     hunter: Hunter
     state: SchedulerState
     clock: Callable[[], datetime]
+    asking: Asking | None = None  # "Was this you?" (bot.asking)
+    containment: Containment | None = None  # Deactivate / Reactivate (bot.containment)
 
 
 def register_all(app: App, deps: Deps) -> None:
-    from bot.listeners import actions, commands
+    from bot.listeners import actions, commands, owners, responses
 
     commands.register(app, deps)
     actions.register(app, deps)
+    owners.register(app, deps)
+    responses.register(app, deps)

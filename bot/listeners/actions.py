@@ -73,7 +73,7 @@ def update_alert(deps: Deps, client: Any, stored: StoredFinding) -> None:
     """The alert redrawn in place from what the store holds now."""
     message = stored.message
     if message.channel and message.ts:
-        text, blocks = render_alert(stored, deps.clock())
+        text, blocks = render_alert(stored, deps.clock(), deps.settings.response_actions)
         client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
 
 

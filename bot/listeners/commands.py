@@ -10,9 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot.commands import CommandError, Help, Hunt, KeyLookup, Status, parse_command
+from bot.commands import (
+    CommandError,
+    Help,
+    Hunt,
+    KeyLookup,
+    Snoozes,
+    Status,
+    Unsnooze,
+    parse_command,
+)
 from bot.hunting import HuntRequest, make_window
 from bot.render import render_hunt, render_investigation, render_status, render_usage
+from bot.render_asking import render_snoozes
 from bot.slack_io import RetryingRespond
 from checks.model import Window
 from checks.timeutil import MAX_LOOKBACK
@@ -38,6 +48,8 @@ def ack_command(ack: Ack, command: dict[str, Any]) -> None:
         ack(text=text, blocks=blocks, response_type="ephemeral")
     elif isinstance(parsed, Status):
         ack(text="Checking the poller…", response_type="ephemeral")
+    elif isinstance(parsed, Snoozes | Unsnooze):
+        ack(text="One moment…", response_type="ephemeral")
     else:
         ack(text="🔎 Hunting… the answer will appear here.", response_type="ephemeral")
 
@@ -53,7 +65,7 @@ def run_command(deps: Deps, command: dict[str, Any]) -> None:
     if isinstance(parsed, Help):
         return  # likewise
     try:
-        text, blocks = answer(deps, parsed)
+        text, blocks = answer(deps, parsed, str(command.get("user_id", "")))
     except Exception as exc:
         log.exception("/keyhunt failed")
         text = f"⚠ keyhunt could not answer: {type(exc).__name__}. The details are in its log."
@@ -61,11 +73,20 @@ def run_command(deps: Deps, command: dict[str, Any]) -> None:
     respond(text=text, blocks=blocks, response_type="ephemeral")
 
 
-def answer(deps: Deps, parsed: Any) -> tuple[str, Any]:
-    """The text and blocks for a parsed command (a Help, Status, KeyLookup or Hunt)."""
+def answer(deps: Deps, parsed: Any, user: str = "") -> tuple[str, Any]:
+    """The text and blocks for a parsed command (bot.commands.Command), asked by `user`."""
     now = deps.clock()
     if isinstance(parsed, Help):
         return render_usage()
+    if isinstance(parsed, Snoozes):
+        return render_snoozes(deps.store.active_snoozes(now), now)
+    if isinstance(parsed, Unsnooze):
+        if deps.settings.triagers and user not in deps.settings.triagers:
+            return "Only the people in KEYHUNT_TRIAGERS can lift a snooze; nothing changed.", None
+        lifted = deps.store.remove_snooze(parsed.snooze_id, user, now)
+        if lifted is None:
+            return f"No snooze {parsed.snooze_id} is in force; see `/keyhunt snoozes`.", None
+        return f"Snooze {lifted.id} lifted: those alerts are posted again.", None
     if isinstance(parsed, Status):
         health = deps.store.target_health()
         return render_status(

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
-from bot.store import decisions, delivery, findings, leasing, migrations, targets
+from bot.store import decisions, delivery, engagement, findings, leasing, migrations, targets
 from bot.store.engine import Database
 from bot.store.schema import (
     ADDED_COLUMNS,
@@ -52,10 +53,14 @@ from bot.stored import (
     POLLED,
     POSTED,
     SKIPPED,
+    AuditEntry,
     Burst,
     Decision,
+    Engagement,
+    KeyAction,
     Message,
     PollRun,
+    Snooze,
     StoredFinding,
     TargetHealth,
     Triage,
@@ -133,7 +138,15 @@ class Store:
         return findings.add_followups(self._db, event_id, found, severity)
 
     def get(self, event_id: str) -> StoredFinding | None:
-        return findings.get(self._db, event_id)
+        return self._engaged(findings.get(self._db, event_id))
+
+    def _engaged(self, found: StoredFinding | None) -> StoredFinding | None:
+        """The finding with its people, question and containment state (for rendering)."""
+        if found is None:
+            return None
+        with self._db.tx() as conn:
+            people = engagement.read(conn, found.event_id)
+        return replace(found, engagement=people) if people is not None else found
 
     def statuses(self, event_ids: Sequence[str]) -> dict[str, str]:
         return findings.statuses(self._db, event_ids)
@@ -159,7 +172,7 @@ class Store:
     ) -> StoredFinding | None:
         """Take one pending finding for posting (None: another poster has it, or it is no
         longer pending); a claim whose holder died expires after `lease`."""
-        return delivery.claim(self._db, event_id, owner, lease, now)
+        return self._engaged(delivery.claim(self._db, event_id, owner, lease, now))
 
     def mark_attempt(
         self, event_id: str, thread_ts: str | None, now: datetime | None = None
@@ -242,6 +255,65 @@ class Store:
 
     def history(self, event_id: str) -> list[Decision]:
         return decisions.history(self._db, event_id)
+
+    def confirm_by_actor(self, event_id: str, user_id: str, now: datetime) -> bool:
+        """ "Yes, this was me": an open finding becomes confirmed_by_actor (logged)."""
+        return decisions.confirm_by_actor(self._db, event_id, user_id, now)
+
+    # -- the people behind findings, containment, snoozes (bot.store.engagement) ----------
+    def has_people(self, event_id: str) -> bool:
+        return engagement.has_people(self._db, event_id)
+
+    def record_people(self, event_id: str, people: Engagement, now: datetime) -> bool:
+        return engagement.record_people(self._db, event_id, people, now)
+
+    def set_dm(self, event_id: str, channel: str, ts: str) -> None:
+        engagement.set_dm(self._db, event_id, channel, ts)
+
+    def not_asked(self, event_id: str, why: str) -> None:
+        engagement.not_asked(self._db, event_id, why)
+
+    def answer(
+        self, event_id: str, user_id: str, state: str, reason: str | None, now: datetime
+    ) -> bool:
+        return engagement.answer(self._db, event_id, user_id, state, reason, now)
+
+    def time_out(self, event_id: str, now: datetime) -> bool:
+        return engagement.time_out(self._db, event_id, now)
+
+    def due_escalations(self, now: datetime) -> list[str]:
+        return engagement.due_escalations(self._db, now)
+
+    def claim_escalation(self, event_id: str, why: str, now: datetime) -> bool:
+        return engagement.claim_escalation(self._db, event_id, why, now)
+
+    def release_escalation(self, event_id: str) -> None:
+        engagement.release_escalation(self._db, event_id)
+
+    def add_key_action(self, event_id: str, action: KeyAction) -> None:
+        engagement.add_key_action(self._db, event_id, action)
+
+    def watches(self, now: datetime) -> list[tuple[str, KeyAction]]:
+        return engagement.watches(self._db, now)
+
+    def add_snooze(self, snooze: Snooze) -> Snooze:
+        return engagement.add_snooze(self._db, snooze)
+
+    def remove_snooze(self, ident: str, user_id: str, now: datetime) -> Snooze | None:
+        return engagement.remove_snooze(self._db, ident, user_id, now)
+
+    def active_snoozes(self, now: datetime) -> list[Snooze]:
+        return engagement.active_snoozes(self._db, now)
+
+    def expired_snoozes(self, start: datetime, end: datetime) -> list[Snooze]:
+        return engagement.expired_snoozes(self._db, start, end)
+
+    def audit_since(self, start: datetime) -> list[AuditEntry]:
+        return engagement.audit_since(self._db, start)
+
+    def skip(self, event_id: str, why: str) -> bool:
+        """Never post this pending finding (a snooze covers it); True when it was pending."""
+        return delivery.skip(self._db, event_id, why)
 
     # -- checkpoints and poll health ------------------------------------------------------
     def checkpoint(self, target: Target) -> datetime | None:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from bot.store.engine import Database, aware, utcnow
 from bot.store.schema import findings_table, triage_log
 from bot.stored import Decision
-from bot.triage import STATUSES, allowed
+from bot.triage import CONFIRMED_BY_ACTOR, OPEN, STATUSES, allowed
 
 
 def decide(
@@ -97,3 +97,26 @@ def history(db: Database, event_id: str) -> list[Decision]:
             )
             for r in rows
         ]
+
+
+def confirm_by_actor(db: Database, event_id: str, user_id: str, now: datetime) -> bool:
+    """The actor answered "Yes, this was me": an open finding becomes confirmed_by_actor,
+    logged like a click. A finding someone already triaged keeps their decision."""
+    with db.tx() as conn:
+        result = conn.execute(
+            update(findings_table)
+            .where(findings_table.c.event_id == event_id, findings_table.c.status == OPEN)
+            .values(status=CONFIRMED_BY_ACTOR, decided_by=user_id, decided_at=now)
+        )
+        if result.rowcount != 1:
+            return False
+        conn.execute(
+            triage_log.insert().values(
+                event_id=event_id,
+                status=CONFIRMED_BY_ACTOR,
+                previous_status=OPEN,
+                user_id=user_id,
+                at=now,
+            )
+        )
+    return True

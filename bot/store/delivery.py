@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from bot.store import findings
 from bot.store.engine import Database, aware, utcnow
 from bot.store.schema import BURST_LOCK, bursts, findings_table
-from bot.stored import FAILED, PENDING, POSTED, Burst, StoredFinding
+from bot.stored import FAILED, PENDING, POSTED, SKIPPED, Burst, StoredFinding
 
 
 # -- alerts ---------------------------------------------------------------------------------
@@ -282,3 +282,19 @@ def _burst(row: Any) -> Burst:
         aware(row.attempted_at),
         row.ts,
     )
+
+
+def skip(db: Database, event_id: str, why: str) -> bool:
+    """Never post a finding still waiting for its post (a snooze covers it): it stays stored,
+    visible to hunts and the digest, with `why` in its post error."""
+    with db.tx() as conn:
+        result = conn.execute(
+            update(findings_table)
+            .where(
+                findings_table.c.event_id == event_id,
+                findings_table.c.post_state.in_((PENDING, FAILED)),
+                findings_table.c.post_attempted_at.is_(None),
+            )
+            .values(post_state=SKIPPED, post_error=why[:500], claimed_by=None, claimed_until=None)
+        )
+        return result.rowcount == 1

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from bot.store.engine import Database, aware, insert_ignore, utcnow
 from bot.store.schema import findings_table
 from bot.stored import ARRIVALS, PENDING, POLLED, SKIPPED, Message, StoredFinding, Triage
-from bot.triage import OPEN
+from bot.triage import CONFIRMED_BY_ACTOR, OPEN
 from checks.model import Finding, KeyEvent, Severity
 from checks.record import from_stored, to_stored
 
@@ -168,7 +168,10 @@ def open_findings(db: Database) -> list[StoredFinding]:
     with db.tx() as conn:
         rows = conn.execute(
             select(findings_table)
-            .where(findings_table.c.status == OPEN, findings_table.c.post_state != SKIPPED)
+            .where(
+                findings_table.c.status.in_((OPEN, CONFIRMED_BY_ACTOR)),
+                findings_table.c.post_state != SKIPPED,
+            )
             .order_by(findings_table.c.event_time.asc())
         )
         return [stored(r._mapping) for r in rows]

@@ -127,3 +127,75 @@ schema_info = Table(
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
 )
+
+# -- asking the owner, containment, snoozes (bot.engagement): tables of their own, so an older
+# database gains them from `create_all` without a schema version of their own.
+
+# Who the people behind a finding are in Slack, and the "Was this you?" question put to the
+# actor: one row per finding, written once resolved; the question's state moves by
+# compare-and-set (asked -> confirmed | denied | timed_out), its escalation once.
+owner_questions = Table(
+    "owner_questions",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("actor_user", String(32)),  # Slack user ID, or NULL: no mapping found
+    Column("actor_via", Text),  # how it was found, or why not
+    Column("target_user", String(32)),
+    Column("target_via", Text),
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # none, pending, asked, confirmed, ...
+    Column("dm_channel", String(32)),
+    Column("dm_ts", String(32)),
+    Column("asked_at", DateTime(timezone=True)),
+    Column("deadline", DateTime(timezone=True), index=True),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("reason", Text),
+    Column("escalated_at", DateTime(timezone=True)),
+    Column("escalation", Text),  # why: "answered No", "no answer within 30 min"
+)
+
+# Deactivate / Reactivate as done through the KeyHuntResponder role, newest last: the key's
+# state as keyhunt left it, and (after a deactivation) how long a second key is watched for.
+key_actions = Table(
+    "key_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, index=True),
+    Column("account_id", String(32), nullable=False),
+    Column("user_name", String(128), nullable=False),
+    Column("access_key_id", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # deactivate, reactivate
+    Column("user_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("watch_until", DateTime(timezone=True)),
+)
+
+# "Snooze similar": no alert for (actor ARN, target user, account) until it expires.
+snoozes = Table(
+    "snoozes",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("actor_arn", String(2048), nullable=False),
+    Column("target_user", String(128), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("event_id", String(128)),  # the alert it was made from
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("removed_by", String(32)),
+    Column("removed_at", DateTime(timezone=True)),
+)
+
+# Append-only: every answer, escalation, containment action and snooze, with who and when
+# (triage clicks have their own `triage_log`; `keyhunt audit` reads both).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("user_id", String(32), nullable=False),  # a Slack user ID, or "keyhunt"
+    Column("action", String(32), nullable=False),
+    Column("event_id", String(128)),
+    Column("detail", Text),
+)

@@ -29,8 +29,10 @@ CALLER = "123456789012"  # moto's default account: the account keyhunt runs in
 PROD = "222222222222"
 CHANNEL = "C0ALERTS"
 TRIAGER = "U0CAROL"
+ALICE = "U0ALICE"  # alice@example.com, whose SSO session made deploy-bot's key
+RESPONDER = "U0DAN"  # on call: mentioned on escalations, may deactivate keys
 # What the Slack stand-in calls them (conversations.info, users.info), as a workspace would.
-NAMES = {CHANNEL: "security-alerts", TRIAGER: "carol"}
+NAMES = {CHANNEL: "security-alerts", TRIAGER: "carol", ALICE: "alice", RESPONDER: "dan"}
 SIGNING_SECRET = "demo-signing-secret"
 BOT_TOKEN = "xoxb-demo-token"
 # `keyhunt demo --keep`: where the database and the env file stay (relative to the cwd).
@@ -62,7 +64,14 @@ def run_demo(
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keyhunt-demo-")))
         aws = stack.enter_context(FakeAWS())
-        slack = stack.enter_context(FakeSlack(BOT_TOKEN, channels=(CHANNEL,), names=NAMES))
+        slack = stack.enter_context(
+            FakeSlack(
+                BOT_TOKEN,
+                channels=(CHANNEL,),
+                names=NAMES,
+                emails={"alice@example.com": ALICE},
+            )
+        )
         out = _Printer(quiet or as_json, _SlackNames(slack.api_url))
         env = _isolate_aws(aws.endpoint_url, workdir)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -114,7 +123,9 @@ def _settings_env(slack_api_url: str, workdir: Path) -> dict[str, str]:
         "KEYHUNT_CHANNEL": CHANNEL,
         "KEYHUNT_ACCOUNTS": f"{CALLER},{PROD}",
         "KEYHUNT_DATABASE_URL": f"sqlite:///{workdir / 'keyhunt.db'}",
-        "KEYHUNT_TRIAGERS": TRIAGER,
+        "KEYHUNT_TRIAGERS": f"{TRIAGER},{RESPONDER}",
+        "KEYHUNT_RESPONDERS": RESPONDER,
+        "KEYHUNT_RESPONSE_ACTIONS": "deactivate",
     }
 
 
@@ -138,16 +149,7 @@ def _seed(aws: Any, now: datetime) -> dict[str, str]:
     from keyhunt_dev import records as r
 
     caller_iam = boto3.client("iam", region_name="us-east-1")
-    creds = boto3.client("sts", region_name="us-east-1").assume_role(
-        RoleArn=f"arn:aws:iam::{PROD}:role/KeyHuntReadOnly", RoleSessionName="demo-seed"
-    )["Credentials"]
-    prod_iam = boto3.client(
-        "iam",
-        region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    prod_iam = aws_client(PROD, "iam")
     # What the on-call calls them: keyhunt reads each account's alias (iam:ListAccountAliases).
     caller_iam.create_account_alias(AccountAlias="security")
     prod_iam.create_account_alias(AccountAlias="prod")
@@ -344,15 +346,101 @@ def _replay(
     _wait(lambda: any(p.key == "hunt" for p in slack.responses))
     answer = next(p for p in slack.responses if p.key == "hunt").body
     out.message(str(answer.get("text")), list(answer.get("blocks") or []), "only you see this")
-    history = parts.store.history("demo-rotation-create")
-    out.title("4. What the store kept")
-    for decision in history:
-        out.line(
-            f"audit: {decision.event_id} {decision.previous_status} → "
-            f"{decision.status} by {decision.user_id} at {decision.at:%H:%M:%S} UTC"
-        )
+    code = _ask_and_contain(aws, slack, parts, url, keys, out)
+    if code != 0:
+        return code
+    out.title("5. What the store kept (keyhunt audit --last 1d)")
+    for entry in parts.store.audit_since(now - timedelta(days=1)):
+        who = out.names.user(entry.user_id) if entry.user_id != "keyhunt" else "keyhunt"
+        out.line(f"audit: {entry.at:%H:%M:%S} UTC {who} {entry.action} {entry.event_id}")
     out.line(f"Investigated key {keys['bot_key']}.")
     return 0
+
+
+def _ask_and_contain(
+    aws: Any, slack: Any, parts: Any, url: str, keys: dict[str, str], out: _Printer
+) -> int:
+    """Alice was asked "Was this you?" after the poll; she says No; the thread escalates to
+    the responder, who deactivates the key (moto's IAM really changes) and reactivates it."""
+    from bot.render import ACTION_DEACTIVATE, ACTION_REACTIVATE
+    from bot.render_asking import ACTION_OWNER_NO
+    from keyhunt_dev.slack import block_action_body, post_to_bot
+
+    out.title("4. Was this you? Asking the owner, containing the key")
+    sso = parts.store.get("demo-sso-for-deploy-bot")
+    people = sso.engagement if sso is not None else None
+    if sso is None or people is None or not people.dm_channel or not people.dm_ts:
+        out.line("nobody was asked; stopping")
+        return 1
+    dm = slack.messages[people.dm_channel][people.dm_ts]
+    out.message(dm.text, dm.blocks, f"DM to {out.names.user(ALICE)}")
+
+    def click(channel: str, ts: str, action: str, user: str, block: str) -> int:
+        message = slack.messages[channel][ts].as_dict()
+        value = next(
+            (
+                str(e.get("value"))
+                for b in message.get("blocks") or []
+                for e in b.get("elements") or []
+                if e.get("action_id") == action
+            ),
+            "",
+        )
+        body = block_action_body(
+            action,
+            value,
+            user_id=user,
+            channel_id=channel,
+            message_ts=ts,
+            message=message,
+            response_url=slack.response_url("click"),
+            block_id=block,
+        )
+        return post_to_bot(url, body, SIGNING_SECRET)[0]
+
+    status = click(people.dm_channel, people.dm_ts, ACTION_OWNER_NO, ALICE, "owner")
+    out.line(f"{out.names.user(ALICE)} clicked [No, I didn't]: HTTP {status}")
+    alert_ts = str(sso.message.ts)
+    _wait(lambda: any(f"<@{RESPONDER}>" in m.text for m in slack.thread(CHANNEL, alert_ts)))
+    escalation = next(m for m in slack.thread(CHANNEL, alert_ts) if f"<@{RESPONDER}>" in m.text)
+    out.message(escalation.text, escalation.blocks, "in the thread")
+    iam = aws_client(PROD, "iam")
+
+    def status_of() -> str:
+        listed = iam.list_access_keys(UserName="deploy-bot")["AccessKeyMetadata"]
+        return str(next(k["Status"] for k in listed if k["AccessKeyId"] == keys["bot_key"]))
+
+    for action, label, wanted in (
+        (ACTION_DEACTIVATE, "Deactivate key", "Inactive"),
+        (ACTION_REACTIVATE, "Reactivate key", "Active"),
+    ):
+        _wait(lambda a=action: a in json.dumps(slack.messages[CHANNEL][alert_ts].blocks))
+        status = click(CHANNEL, alert_ts, action, RESPONDER, "triage")
+        _wait(lambda w=wanted: status_of() == w)
+        out.line(
+            f"{out.names.user(RESPONDER)} clicked [{label}] and confirmed: HTTP {status}; "
+            f"IAM now says {keys['bot_key']} is {status_of()}"
+        )
+        if action == ACTION_DEACTIVATE:
+            alert = slack.messages[CHANNEL][alert_ts]
+            out.message(alert.text, alert.blocks, "updated in place")
+    return 0
+
+
+def aws_client(account: str, service: str) -> Any:
+    """A client in `account` as the demo's seeding does it (AssumeRole into the fake)."""
+    import boto3
+
+    creds = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/KeyHuntReadOnly", RoleSessionName="demo-seed"
+    )["Credentials"]
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def posted_messages(slack: Any) -> dict[str, Any]:
@@ -610,7 +698,12 @@ def _blocks_to_lines(
                 else:
                     lines.extend(t for f in (left, right) if f for t in f.splitlines())
         elif kind == "actions":
-            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+            lines.append(
+                "  ".join(
+                    "[ ⋯ ]" if e.get("type") == "overflow" else f"[ {e['text']['text']} ]"
+                    for e in block["elements"]
+                )
+            )
     return lines
 
 

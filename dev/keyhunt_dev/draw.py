@@ -719,7 +719,9 @@ class Message:
         """A button (a select is drawn as one with its placeholder and a ▾); its width."""
         c = self.canvas
         label = _text_of(element.get("text") or element.get("placeholder"))
-        if element.get("type") != "button":
+        if element.get("type") == "overflow":
+            label = "⋯"  # an overflow menu is a small button of three dots
+        elif element.get("type") != "button":
             label += "  ▾"
         lines = plain_lines(label)[:1]
         width = c.natural_width(lines, BUTTON) + c.u(24)

@@ -59,6 +59,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import socket
 import threading
 import time
@@ -117,7 +118,7 @@ _BOT_ID = "B0BOT"
 _TEAM_DOMAIN = "keyhunt-test"
 
 # Form fields slack_sdk serialises to JSON strings when it sends a form body.
-_JSON_FORM_FIELDS = ("blocks", "attachments", "metadata")
+_JSON_FORM_FIELDS = ("blocks", "attachments", "metadata", "view")
 
 
 # --------------------------------------------------------------------------------------
@@ -223,6 +224,19 @@ class Ephemeral:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenedView:
+    """A modal the bot opened with views.open: what a person would fill in and submit."""
+
+    id: str
+    trigger_id: str
+    view: JsonDict
+
+    @property
+    def callback_id(self) -> str:
+        return str(self.view.get("callback_id") or "")
+
+
+@dataclass(frozen=True, slots=True)
 class ResponsePost:
     """One POST the bot made to a ``response_url``."""
 
@@ -285,11 +299,13 @@ class FakeSlack:
         clock: Callable[[], float] | None = None,
         names: Mapping[str, str] | None = None,
         app_token: str | None = None,
+        emails: Mapping[str, str] | None = None,
     ) -> None:
         """``clock`` (epoch seconds, ``time.time`` by default) is where message ts come from;
         ``names`` gives channels and users a name (``conversations.info``, ``users.info``)
         other than their ID in lower case; ``app_token`` is the app-level token
-        apps.connections.open accepts (Socket Mode, ``self.socket_mode``)."""
+        apps.connections.open accepts (Socket Mode, ``self.socket_mode``); ``emails`` maps
+        e-mail addresses to the user IDs users.lookupByEmail finds (mutable, like channels)."""
         # Imported here: slack_socket builds its payloads with this module's body builders.
         from keyhunt_dev.slack_socket import APP_TOKEN, SocketMode
 
@@ -299,6 +315,9 @@ class FakeSlack:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.channels: set[str] = set(channels)  # mutable: tests may add channels
+        self.emails: dict[str, str] = {k.lower(): v for k, v in (emails or {}).items()}
+        self.dms: dict[str, str] = {}  # user ID -> the DM channel conversations.open gave
+        self.views: list[OpenedView] = []  # modals opened with views.open, oldest first
 
         self.calls: list[ApiCall] = []
         self.messages: dict[str, dict[str, Message]] = {}
@@ -329,6 +348,9 @@ class FakeSlack:
             "conversations.members": self._conversations_members,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
+            "conversations.open": self._conversations_open,
+            "views.open": self._views_open,
         }
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -500,6 +522,7 @@ class FakeSlack:
             self.messages.clear()
             self.ephemerals.clear()
             self.responses.clear()
+            self.views.clear()
             self._faults.clear()
             self._rate_per_second = None
             self._buckets.clear()
@@ -797,6 +820,43 @@ class FakeSlack:
                 },
             },
         }
+
+    def _users_lookup_by_email(self, args: JsonDict) -> JsonDict:
+        email = str(args.get("email") or "").strip().lower()
+        if not email:
+            raise _SlackError("invalid_email")
+        user_id = self.emails.get(email)
+        if user_id is None:
+            raise _SlackError("users_not_found")
+        answer = self._users_info({"user": user_id})
+        answer["user"]["profile"]["email"] = email
+        return answer
+
+    def _conversations_open(self, args: JsonDict) -> JsonDict:
+        """A DM with one user (group DMs are not needed): the same channel every time."""
+        users = [u for u in str(args.get("users") or "").split(",") if u.strip()]
+        if len(users) != 1:
+            raise _SlackError("not_enough_users" if not users else "too_many_users")
+        user = users[0].strip()
+        if user == self.bot_user_id or not re.match(r"^[UW][A-Z0-9]{1,20}$", user):
+            raise _SlackError("user_not_found")
+        channel = self.dms.setdefault(user, "D" + user[1:])
+        self.channels.add(channel)
+        return {"ok": True, "channel": {"id": channel, "is_im": True, "user": user}}
+
+    def _views_open(self, args: JsonDict) -> JsonDict:
+        trigger = _optional_str(args.get("trigger_id"))
+        view = args.get("view")
+        if not trigger:
+            raise _SlackError("invalid_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise _SlackError("invalid_arguments")
+        problems = list(_block_problems(list(view.get("blocks") or [])))
+        if problems:
+            raise _SlackError("invalid_blocks", errors=problems)
+        view_id = f"V{len(self.views) + 1:08d}"
+        self.views.append(OpenedView(view_id, trigger, view))
+        return {"ok": True, "view": {"id": view_id, **view}}
 
     # ---- helpers ---------------------------------------------------------------------
 
@@ -1228,8 +1288,10 @@ def block_action_body(
     response_url: str,
     block_id: str = "triage",
     team_id: str = "T0001",
+    selected_option: JsonDict | None = None,
 ) -> bytes:
-    """A button click as Slack posts it: form body ``payload=<block_actions JSON>``.
+    """A button click as Slack posts it: form body ``payload=<block_actions JSON>``; with
+    ``selected_option``, the choice of an overflow menu (``value`` is then unused).
 
     Pass ``message=fake.messages[channel][ts].as_dict()`` to include the real message; the
     button's text is then taken from its blocks, as Slack would echo it.
@@ -1260,16 +1322,73 @@ def block_action_body(
         "message": message,
         "state": {"values": {}},
         "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block_id,
-                "text": _button_text(message, action_id),
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [_action(message, action_id, block_id, value, selected_option)],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _action(
+    message: JsonDict,
+    action_id: str,
+    block_id: str,
+    value: str,
+    selected_option: JsonDict | None,
+) -> JsonDict:
+    if selected_option is not None:
+        return {
+            "action_id": action_id,
+            "block_id": block_id,
+            "selected_option": selected_option,
+            "type": "overflow",
+            "action_ts": f"{time.time():.6f}",
+        }
+    return {
+        "action_id": action_id,
+        "block_id": block_id,
+        "text": _button_text(message, action_id),
+        "value": value,
+        "type": "button",
+        "action_ts": f"{time.time():.6f}",
+    }
+
+
+def view_submission_body(
+    view: JsonDict,
+    values: Mapping[str, Mapping[str, str]],
+    *,
+    user_id: str = "U0ALICE",
+    view_id: str = "V00000001",
+    team_id: str = "T0001",
+) -> bytes:
+    """A modal's submission as Slack posts it: ``values`` is block_id -> action_id -> the
+    text typed into that plain_text_input."""
+    state = {
+        block: {
+            action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()
+        }
+        for block, inputs in values.items()
+    }
+    payload: JsonDict = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": _TEAM_DOMAIN},
+        "user": {
+            "id": user_id,
+            "username": user_id.lower(),
+            "name": user_id.lower(),
+            "team_id": team_id,
+        },
+        "api_app_id": _APP_ID,
+        "token": "deprecated-verification-token",
+        "trigger_id": "123.789",
+        "view": {
+            **view,
+            "id": view_id,
+            "team_id": team_id,
+            "app_id": _APP_ID,
+            "state": {"values": state},
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 

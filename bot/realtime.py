@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot import metrics
 from bot.aws import hunt_options
+from bot.containment import second_keys
 from bot.hunting import Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
@@ -182,6 +183,8 @@ class QueueConsumer:
         for finding in findings:
             if finding.event.event_id in new_ids:
                 metrics.FINDINGS.labels(finding.severity.value).inc()
+        # As in the poll: a new key for a user whose key was just deactivated.
+        second_keys(self.store, new_ids, self.clock())
         return new_ids
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:

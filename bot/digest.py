@@ -34,6 +34,7 @@ def post_digest(
         health,
         names=names(h.account_id for h in health if h.consecutive_failures),
         reconciled=reconciled,
+        expired=store.expired_snoozes(day_start, now),
     )
     response = client.chat_postMessage(
         channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False

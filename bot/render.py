@@ -32,6 +32,7 @@ from bot.stored import (
     TIMED_OUT,
     Engagement,
     PollRun,
+    Snooze,
     StoredFinding,
     TargetHealth,
     Triage,
@@ -686,9 +687,11 @@ def render_digest(
     health: Sequence[TargetHealth] = (),
     names: Mapping[str, str] | None = None,
     reconciled: int | None = None,
+    expired: Sequence[Snooze] = (),
 ) -> tuple[str, Blocks]:
     """`reconciled`: with an SQS queue configured, how many of the day's keys only the poll
-    found (the real-time path missed them); None without a queue."""
+    found (the real-time path missed them); None without a queue. `expired`: the snoozes that
+    ran out in the day (their alerts are posted again)."""
     triaged = sum(1 for f in day if f.triage.status != OPEN)
     counts = tally(f.finding.severity for f in day)
     first = (
@@ -719,6 +722,12 @@ def render_digest(
         )
     elif reconciled == 0 and day:
         lines.append("Real time: no key of the day needed the reconciling poll")
+    for snooze in expired[:10]:
+        lines.append(
+            f"💤 snooze `{escape(snooze.id)}` expired ({code(snooze.actor_arn, 120)} → "
+            f"{code(snooze.target_user, 64)} in {code(snooze.account_id, 32)}, by "
+            f"<@{snooze.created_by}>): those alerts are posted again"
+        )
     unread = [h for h in health if h.consecutive_failures]
     for h in unread[:10]:  # never let "0 new keys" read as "all clear" for an unread account
         where = account_label(h.account_id, (names or {}).get(h.account_id))

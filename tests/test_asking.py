@@ -445,3 +445,34 @@ def test_keyhunt_audit_says_who_decided_what(
     assert "TIME (UTC)" in table.stdout
     usage = run_keyhunt(["audit"], env, tmp_path)
     assert usage.returncode == 2
+
+
+def test_an_expired_snooze_stops_applying_and_the_digest_says_so(make_bot: BotFactory) -> None:
+    from bot.snoozes import new_snooze
+
+    bot = responder_bot(make_bot)
+    event_id, user, _ = sso_key_for_service_user(make_bot)
+    bot.poll()
+    stored = bot.store.get(event_id)
+    assert stored is not None
+    made = new_snooze(stored, 1, "known CI job", TRIAGER, now_utc() - timedelta(days=1, hours=1))
+    assert made is not None
+    snooze = bot.store.add_snooze(made)
+    assert not bot.store.active_snoozes(now_utc())  # ran out an hour ago, by itself
+    key = iam().create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    record = r.create_access_key(
+        r.assumed_role(CALLER, ROLE, "alice@example.com"),
+        CALLER,
+        now_utc(),
+        user=user,
+        new_key=key,
+        event_id=unique("evt"),
+    )
+    (later,) = make_bot.seed(record)
+    bot.poll()
+    posted = bot.store.get(later)
+    assert posted is not None
+    assert posted.message.ts, "an expired snooze covers nothing"
+    bot.parts.digest()
+    digest = make_bot.slack.channel_messages(CHANNEL)[-1]
+    assert f"snooze `{snooze.id}` expired" in " ".join(mrkdwn_texts(digest.blocks))

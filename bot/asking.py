@@ -34,6 +34,9 @@ from bot.store import Store, StoredFinding
 from bot.stored import ASKED, NOT_ASKED, UNRESOLVED, Engagement
 
 log = logging.getLogger(__name__)
+# A burst (200 keys one person made) must not become 200 DMs: the first few are asked, the
+# rest say why not; the channel's burst summary covers them.
+QUESTIONS_PER_PERSON_PER_CYCLE = 3
 SLACK_ERRORS = (SlackApiError, SlackClientError, OSError)
 
 
@@ -80,6 +83,12 @@ class Asking:
             and not finding.event.error_code
         )
         state = UNRESOLVED if actor.slack_user is None else ASKED if asked else NOT_ASKED
+        why_not = None
+        if state == ASKED and actor.slack_user is not None:
+            resolver.asked[actor.slack_user] += 1
+            if resolver.asked[actor.slack_user] > QUESTIONS_PER_PERSON_PER_CYCLE:
+                state, asked = NOT_ASKED, False
+                why_not = "already asked about other keys made at the same time"
         people = Engagement(
             actor_user=actor.slack_user,
             actor_via=actor.via,
@@ -87,6 +96,7 @@ class Asking:
             target_via=target.via,
             state=state,
             deadline=now + self.settings.ask_timeout if asked else None,
+            reason=why_not,
         )
         self.store.record_people(stored.event_id, people, now)
         return self.store.get(stored.event_id) or stored

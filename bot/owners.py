@@ -16,6 +16,7 @@ resolver (one delivery cycle); a failed lookup says why and is never cached as a
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -84,6 +85,7 @@ class OwnerResolver:
         self.slack = slack
         self.mapping = dict(settings.owners)
         self.on_error = on_error
+        self.asked: Counter[str] = Counter()  # questions put to each person this cycle
         self._emails: dict[str, str | None] = {}
         self._tags: dict[tuple[str, str], dict[str, str] | None] = {}
 

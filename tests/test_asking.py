@@ -476,3 +476,20 @@ def test_an_expired_snooze_stops_applying_and_the_digest_says_so(make_bot: BotFa
     bot.parts.digest()
     digest = make_bot.slack.channel_messages(CHANNEL)[-1]
     assert f"snooze `{snooze.id}` expired" in " ".join(mrkdwn_texts(digest.blocks))
+
+
+def test_a_burst_by_one_person_asks_them_a_few_times_not_once_per_key(
+    make_bot: BotFactory,
+) -> None:
+    from bot.asking import QUESTIONS_PER_PERSON_PER_CYCLE
+
+    bot = responder_bot(make_bot)
+    made = [sso_key_for_service_user(make_bot)[0] for _ in range(5)]
+    bot.poll()
+    states = Counter(
+        s.engagement.state
+        for s in (bot.store.get(event_id) for event_id in made)
+        if s is not None and s.engagement is not None
+    )
+    assert states == Counter({ASKED: QUESTIONS_PER_PERSON_PER_CYCLE, "not_asked": 2})
+    assert len(make_bot.slack.channel_messages(make_bot.slack.dms[ALICE])) == 3

@@ -119,6 +119,7 @@ def record_people(
                     "state": people.state,
                     "deadline": people.deadline,
                     "asked_at": now if people.state == ASKED else None,
+                    "reason": people.reason,
                 }
             ],
         )

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -410,13 +411,16 @@ def _ask_and_contain(
         listed = iam.list_access_keys(UserName="deploy-bot")["AccessKeyMetadata"]
         return str(next(k["Status"] for k in listed if k["AccessKeyId"] == keys["bot_key"]))
 
+    def status_is(expected: str) -> bool:
+        return status_of() == expected
+
     for action, label, wanted in (
         (ACTION_DEACTIVATE, "Deactivate key", "Inactive"),
         (ACTION_REACTIVATE, "Reactivate key", "Active"),
     ):
-        _wait(lambda a=action: a in json.dumps(slack.messages[CHANNEL][alert_ts].blocks))
+        _wait(partial(_offers, slack, alert_ts, action))
         status = click(CHANNEL, alert_ts, action, RESPONDER, "triage")
-        _wait(lambda w=wanted: status_of() == w)
+        _wait(partial(status_is, wanted))
         out.line(
             f"{out.names.user(RESPONDER)} clicked [{label}] and confirmed: HTTP {status}; "
             f"IAM now says {keys['bot_key']} is {status_of()}"
@@ -427,6 +431,11 @@ def _ask_and_contain(
     return 0
 
 
+def _offers(slack: Any, ts: str, action: str) -> bool:
+    """The channel message `ts` offers the button `action` now."""
+    return action in json.dumps(slack.messages[CHANNEL][ts].blocks)
+
+
 def aws_client(account: str, service: str) -> Any:
     """A client in `account` as the demo's seeding does it (AssumeRole into the fake)."""
     import boto3
@@ -434,7 +443,8 @@ def aws_client(account: str, service: str) -> Any:
     creds = boto3.client("sts", region_name="us-east-1").assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/KeyHuntReadOnly", RoleSessionName="demo-seed"
     )["Credentials"]
-    return boto3.client(
+    session: Any = boto3.Session()  # `service` is any name: no per-service overload applies
+    return session.client(
         service,
         region_name="us-east-1",
         aws_access_key_id=creds["AccessKeyId"],

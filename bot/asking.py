@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import metrics
 from bot.owners import ClientSource, OwnerResolver
-from bot.render import render_alert
+from bot.render import plain_text, render_alert, section
 from bot.render_asking import (
     escalation_reason,
     render_escalation,
@@ -159,7 +159,8 @@ class Asking:
             self.slack.chat_postMessage(
                 channel=message.channel,
                 thread_ts=message.thread,
-                text=text,
+                text=plain_text(text),
+                blocks=[section(text)],
                 unfurl_links=False,
                 unfurl_media=False,
             )

@@ -102,6 +102,12 @@ def plain(text: object, limit: int = 200) -> str:
     return escape(" ".join(value.split()))
 
 
+def plain_text(text: str) -> str:
+    """A notification `text` from mrkdwn keyhunt wrote: mentions and date tokens kept (Slack
+    renders them in notifications too), code-span and bold markers dropped."""
+    return re.sub(r"[`*]", "", text)
+
+
 def mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": _bound(text), "verbatim": True}
 

@@ -96,7 +96,11 @@ def thread_texts(bot: Bot, event_id: str) -> list[str]:
     stored = bot.store.get(event_id)
     assert stored is not None
     assert stored.message.ts
-    return [m.text for m in bot.slack.thread(CHANNEL, stored.message.ts)]
+    # What a reader sees: the blocks (the notification text drops the formatting).
+    return [
+        " ".join(mrkdwn_texts(m.blocks)) or m.text
+        for m in bot.slack.thread(CHANNEL, stored.message.ts)
+    ]
 
 
 def alert_blocks(bot: Bot, event_id: str) -> list[dict[str, Any]]:

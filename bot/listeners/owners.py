@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 
 from bot import metrics
+from bot.render import section
 from bot.render_asking import (
     ACTION_OWNER_NO,
     ACTION_OWNER_YES,
@@ -53,7 +54,7 @@ def _tell(client: Any, body: dict[str, Any], text: str) -> None:
     if channel:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     else:
-        client.chat_postMessage(channel=user, text=text)
+        client.chat_postMessage(channel=user, text=text, blocks=[section(text)])
 
 
 def _open_question(deps: Deps, body: dict[str, Any], value: str, client: Any) -> str | None:

@@ -15,7 +15,15 @@ from slack_bolt import Ack
 
 from bot.containment import DEACTIVATE, REACTIVATE
 from bot.listeners.actions import UNKNOWN_ALERT, update_alert
-from bot.render import ACTION_DEACTIVATE, ACTION_REACTIVATE, ACTION_SNOOZE, SNOOZE_DAYS, code
+from bot.render import (
+    ACTION_DEACTIVATE,
+    ACTION_REACTIVATE,
+    ACTION_SNOOZE,
+    SNOOZE_DAYS,
+    code,
+    plain_text,
+    section,
+)
 from bot.render import slack_time as at_time
 from bot.render_asking import (
     REASON_BLOCK,
@@ -81,7 +89,10 @@ def handle_key_action(
         text = f"🔓 <@{user}> reactivated {code(e.access_key_id, 128)}."
     if current.message.channel and current.message.thread:
         client.chat_postMessage(
-            channel=current.message.channel, thread_ts=current.message.thread, text=text
+            channel=current.message.channel,
+            thread_ts=current.message.thread,
+            text=plain_text(text),
+            blocks=[section(text)],
         )
 
 
@@ -150,7 +161,8 @@ def handle_snooze_reason(deps: Deps, body: dict[str, Any], client: Any) -> dict[
         client.chat_postMessage(
             channel=current.message.channel,
             thread_ts=current.message.thread,
-            text=render_snoozed(snooze),
+            text=plain_text(render_snoozed(snooze)),
+            blocks=[section(render_snoozed(snooze))],
         )
     return None
 
@@ -177,7 +189,8 @@ def register(app: App, deps: Deps) -> None:
         problem = handle_snooze_reason(deps, body, client)
         if problem is not None:
             user, _ = _where(body)
-            client.chat_postMessage(channel=user, text=problem["errors"][REASON_BLOCK])
+            said = problem["errors"][REASON_BLOCK]
+            client.chat_postMessage(channel=user, text=said, blocks=[section(said)])
 
     app.action(ACTION_DEACTIVATE)(ack=ack_click, lazy=[key_action])
     app.action(ACTION_REACTIVATE)(ack=ack_click, lazy=[key_action])

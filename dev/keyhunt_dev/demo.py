@@ -419,8 +419,11 @@ def _ask_and_contain(
         (ACTION_REACTIVATE, "Reactivate key", "Active"),
     ):
         _wait(partial(_offers, slack, alert_ts, action))
+        replies = len(slack.thread(CHANNEL, alert_ts))
         status = click(CHANNEL, alert_ts, action, RESPONDER, "triage")
         _wait(partial(status_is, wanted))
+        # The thread's note is the click's last step: printed (and kept) only once it is there.
+        _wait(partial(_replied, slack, alert_ts, replies))
         out.line(
             f"{out.names.user(RESPONDER)} clicked [{label}] and confirmed: HTTP {status}; "
             f"IAM now says {keys['bot_key']} is {status_of()}"
@@ -429,6 +432,11 @@ def _ask_and_contain(
             alert = slack.messages[CHANNEL][alert_ts]
             out.message(alert.text, alert.blocks, "updated in place")
     return 0
+
+
+def _replied(slack: Any, ts: str, before: int) -> bool:
+    """The thread of `ts` has grown past `before` messages."""
+    return len(slack.thread(CHANNEL, ts)) > before
 
 
 def _offers(slack: Any, ts: str, action: str) -> bool:

@@ -76,6 +76,32 @@ def sso_key_for_service_user(factory: BotFactory, email: str = "alice@example.co
     return event_id, user, key
 
 
+def another_key(factory: BotFactory, user: str, *, keep: bool = True) -> str:
+    """A further key for `user` by the same SSO session, real in moto (unless not `keep`:
+    IAM allows two keys a user); its event ID."""
+    key = iam().create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    if not keep:
+        iam().delete_access_key(UserName=user, AccessKeyId=key)
+    record = r.create_access_key(
+        r.assumed_role(CALLER, ROLE, "alice@example.com"),
+        CALLER,
+        now_utc(),
+        user=user,
+        new_key=key,
+        event_id=unique("evt"),
+    )
+    return factory.seed(record)[0]
+
+
+def snooze_from_menu(bot: Bot, event_id: str, days: int, reason: str) -> int:
+    """ "Snooze similar for Nd" from the alert's menu, then its modal: the submission's status."""
+    assert bot.click_menu(event_id, ACTION_SNOOZE, f'["{event_id}",{days}]', TRIAGER) == 200
+    views = bot.slack.views
+    view = wait_for(lambda: [v for v in views if v.callback_id == VIEW_SNOOZE])[-1]
+    status, _ = bot.submit(view, {REASON_BLOCK: {REASON_INPUT: reason}}, TRIAGER)
+    return status
+
+
 def key_status(user: str, key: str) -> str:
     listed = iam().list_access_keys(UserName=user)["AccessKeyMetadata"]
     return next(k["Status"] for k in listed if k["AccessKeyId"] == key)
@@ -322,24 +348,12 @@ def test_a_second_key_after_a_deactivation_is_alerted_even_when_snoozed(
     event_id, user, key = sso_key_for_service_user(make_bot)
     bot.poll()
     # Snooze similar for 7 days (the menu, then the reason modal)...
-    assert bot.click_menu(event_id, ACTION_SNOOZE, f'["{event_id}",7]', TRIAGER) == 200
-    view = wait_for(lambda: [v for v in make_bot.slack.views if v.callback_id == VIEW_SNOOZE])[0]
-    status, _ = bot.submit(view, {REASON_BLOCK: {REASON_INPUT: "deploy rotation"}}, TRIAGER)
-    assert status == 200
+    assert snooze_from_menu(bot, event_id, 7, "deploy rotation") == 200
     wait_for(lambda: bot.store.active_snoozes(now_utc()))
     # ...then deactivate; the attacker makes a second key, which the snooze would cover.
     assert bot.click(event_id, ACTION_DEACTIVATE, RESPONDER) == 200
     wait_for(lambda: key_status(user, key) == "Inactive")
-    second = iam().create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-    record = r.create_access_key(
-        r.assumed_role(CALLER, ROLE, "alice@example.com"),
-        CALLER,
-        now_utc(),
-        user=user,
-        new_key=second,
-        event_id=unique("evt"),
-    )
-    (second_id,) = make_bot.seed(record)
+    second_id = another_key(make_bot, user)
     bot.poll()
     stored = bot.store.get(second_id)
     assert stored is not None
@@ -361,25 +375,16 @@ def test_snooze_skips_similar_alerts_until_lifted(make_bot: BotFactory) -> None:
     assert not bot.store.active_snoozes(now_utc())
     # The outsider's submission is refused.
     bot.submit(view, {REASON_BLOCK: {REASON_INPUT: "x"}}, OUTSIDER)
+    told = wait_for(lambda: make_bot.slack.dms.get(OUTSIDER))
+    wait_for(lambda: make_bot.slack.channel_messages(told))
+    assert "KEYHUNT_TRIAGERS" in make_bot.slack.channel_messages(told)[0].text
+    assert not bot.store.active_snoozes(now_utc())
     status, _ = bot.submit(view, {REASON_BLOCK: {REASON_INPUT: "known CI job"}}, TRIAGER)
     (snooze,) = wait_for(lambda: bot.store.active_snoozes(now_utc()))
     assert snooze.created_by == TRIAGER
     wait_for(lambda: any("snoozed similar alerts" in t for t in thread_texts(bot, event_id)))
 
-    def another() -> str:
-        key = iam().create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-        iam().delete_access_key(UserName=user, AccessKeyId=key)
-        record = r.create_access_key(
-            r.assumed_role(CALLER, ROLE, "alice@example.com"),
-            CALLER,
-            now_utc(),
-            user=user,
-            new_key=key,
-            event_id=unique("evt"),
-        )
-        return make_bot.seed(record)[0]
-
-    snoozed = another()
+    snoozed = another_key(make_bot, user, keep=False)
     bot.poll()
     stored = bot.store.get(snoozed)
     assert stored is not None
@@ -390,7 +395,7 @@ def test_snooze_skips_similar_alerts_until_lifted(make_bot: BotFactory) -> None:
     assert snooze.id in str(bot.answer(listing.key).body)
     lifted = bot.slash(f"unsnooze {snooze.id}")
     assert "lifted" in str(bot.answer(lifted.key).body)
-    posted = another()
+    posted = another_key(make_bot, user, keep=False)
     bot.poll()
     stored = bot.store.get(posted)
     assert stored is not None
@@ -463,16 +468,7 @@ def test_an_expired_snooze_stops_applying_and_the_digest_says_so(make_bot: BotFa
     assert made is not None
     snooze = bot.store.add_snooze(made)
     assert not bot.store.active_snoozes(now_utc())  # ran out an hour ago, by itself
-    key = iam().create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-    record = r.create_access_key(
-        r.assumed_role(CALLER, ROLE, "alice@example.com"),
-        CALLER,
-        now_utc(),
-        user=user,
-        new_key=key,
-        event_id=unique("evt"),
-    )
-    (later,) = make_bot.seed(record)
+    later = another_key(make_bot, user)
     bot.poll()
     posted = bot.store.get(later)
     assert posted is not None

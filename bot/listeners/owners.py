@@ -54,7 +54,14 @@ def _tell(client: Any, body: dict[str, Any], text: str) -> None:
     if channel:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     else:
-        client.chat_postMessage(channel=user, text=text, blocks=[section(text)])
+        direct_message(client, user, text)
+
+
+def direct_message(client: Any, user: str, text: str) -> None:
+    """`text` to `user` in the app's DM with them (a modal's submission has no channel)."""
+    opened = client.conversations_open(users=user)
+    channel = str((opened.get("channel") or {}).get("id") or "")
+    client.chat_postMessage(channel=channel, text=text, blocks=[section(text)])
 
 
 def _open_question(deps: Deps, body: dict[str, Any], value: str, client: Any) -> str | None:

@@ -15,6 +15,7 @@ from slack_bolt import Ack
 
 from bot.containment import DEACTIVATE, REACTIVATE
 from bot.listeners.actions import UNKNOWN_ALERT, update_alert
+from bot.listeners.owners import direct_message
 from bot.render import (
     ACTION_DEACTIVATE,
     ACTION_REACTIVATE,
@@ -189,8 +190,7 @@ def register(app: App, deps: Deps) -> None:
         problem = handle_snooze_reason(deps, body, client)
         if problem is not None:
             user, _ = _where(body)
-            said = problem["errors"][REASON_BLOCK]
-            client.chat_postMessage(channel=user, text=said, blocks=[section(said)])
+            direct_message(client, user, problem["errors"][REASON_BLOCK])
 
     app.action(ACTION_DEACTIVATE)(ack=ack_click, lazy=[key_action])
     app.action(ACTION_REACTIVATE)(ack=ack_click, lazy=[key_action])

@@ -162,36 +162,36 @@ def answer(
     """The asked person's answer, taken once: only while the question is open, only from the
     person it was put to. True when this call recorded it."""
     with db.tx() as conn:
-        result = conn.execute(
-            update(owner_questions)
-            .where(
-                owner_questions.c.event_id == event_id,
-                owner_questions.c.state == ASKED,
-                owner_questions.c.actor_user == user_id,
-            )
-            .values(state=state, answered_at=now, reason=reason)
+        taken = _move(
+            conn,
+            event_id,
+            (owner_questions.c.state == ASKED, owner_questions.c.actor_user == user_id),
+            state=state,
+            answered_at=now,
+            reason=reason,
         )
-        if result.rowcount != 1:
-            return False
-        audit(conn, user_id, f"answered_{state}", event_id, reason, now)
-    return True
+        if taken:
+            audit(conn, user_id, f"answered_{state}", event_id, reason, now)
+    return taken
+
+
+def _move(conn: Connection, event_id: str, only_if: tuple[Any, ...], **values: Any) -> bool:
+    """A compare-and-set on one question: `values` written only where `only_if` holds."""
+    result = conn.execute(
+        update(owner_questions)
+        .where(owner_questions.c.event_id == event_id, *only_if)
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
 
 
 def time_out(db: Database, event_id: str, now: datetime) -> bool:
     with db.tx() as conn:
-        result = conn.execute(
-            update(owner_questions)
-            .where(
-                owner_questions.c.event_id == event_id,
-                owner_questions.c.state == ASKED,
-                owner_questions.c.deadline <= now,
-            )
-            .values(state="timed_out")
-        )
-        if result.rowcount != 1:
-            return False
-        audit(conn, KEYHUNT, "timed_out", event_id, None, now)
-    return True
+        due = (owner_questions.c.state == ASKED, owner_questions.c.deadline <= now)
+        moved = _move(conn, event_id, due, state="timed_out")
+        if moved:
+            audit(conn, KEYHUNT, "timed_out", event_id, None, now)
+    return moved
 
 
 def due_escalations(db: Database, now: datetime) -> list[str]:

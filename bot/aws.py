@@ -10,7 +10,7 @@ import boto3
 
 from bot.settings import Settings
 from checks.cloudtrail import Throttling
-from checks.hunt import HuntOptions
+from checks.hunt import HuntOptions, activity_regions, creation_targets
 from checks.model import Target
 from checks.organizations import fetch_active_accounts
 from checks.sessions import CLIENT_CONFIG, AwsSessions
@@ -51,11 +51,20 @@ def resolve_accounts(
     return [sessions.caller_account()]
 
 
-def targets_for(
-    settings: Settings, accounts: list[str], only_account: str | None = None
-) -> list[Target]:
-    chosen = [a for a in accounts if only_account is None or a == only_account]
-    return [Target(account, region) for account in chosen for region in settings.regions]
+def targets_for(accounts: list[str], only_account: str | None = None) -> list[Target]:
+    """What a hunt for new keys reads: each account in us-east-1 only, whatever the
+    configured regions (checks.hunt.creation_targets says why)."""
+    return creation_targets(a for a in accounts if only_account is None or a == only_account)
+
+
+def activity_targets_for(settings: Settings, accounts: list[str]) -> list[Target]:
+    """Where a key's own calls are followed (`keyhunt key`, Investigate), and what
+    `keyhunt check` verifies: us-east-1 and every configured region, in each account."""
+    return [
+        Target(account, region)
+        for account in accounts
+        for region in activity_regions(settings.regions)
+    ]
 
 
 def hunt_options(settings: Settings, **filters: Any) -> HuntOptions:

@@ -249,7 +249,7 @@ def cmd_key(args: argparse.Namespace, parts: Components) -> int:
     try:
         report = parts.hunter.investigate(args.access_key_id, window)
     except Exception as exc:  # noqa: BLE001 - the search could not even be planned
-        errors = planning_errors(parts.settings, None, exc)
+        errors = planning_errors(None, exc)
         for line in describe_errors(errors):
             print(f"keyhunt: {line}", file=sys.stderr)
         say_if_nothing_was_read(len(errors), errors, parts.settings.role_name)

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from bot.accounts import AccountNames
-from bot.aws import hunt_options, resolve_accounts, targets_for
+from bot.aws import activity_targets_for, hunt_options, resolve_accounts, targets_for
 from bot.settings import Settings
 from checks.awserror import error_of
-from checks.hunt import run_hunt
+from checks.hunt import IAM_REGION, run_hunt
 from checks.investigate import KeyReport, investigate_key, key_activity
 from checks.model import (
     ApiActivity,
@@ -113,13 +113,19 @@ class Hunter:
                 self._sessions = self._make_sessions()
             return self._sessions
 
+    def accounts(self) -> list[str]:
+        """Every account searched. Raises when they cannot be listed."""
+        return resolve_accounts(self.settings, self.sessions, self.account_names.learn)
+
     def targets(self, account: str | None = None) -> list[Target]:
-        """Every configured account (or the one asked for) in every region. Raises when the
-        accounts cannot be listed, or `account` is not among them."""
-        accounts = resolve_accounts(self.settings, self.sessions, self.account_names.learn)
+        """Where new keys are looked for: every configured account (or the one asked for)
+        in us-east-1, where IAM's events are recorded (the other configured regions are
+        for a key's activity, `investigate`). Raises when the accounts cannot be listed,
+        or `account` is not among them."""
+        accounts = self.accounts()
         if account is not None and account not in accounts:
             raise AccountNotConfigured(account, accounts)
-        return targets_for(self.settings, accounts, account)
+        return targets_for(accounts, account)
 
     def hunt(self, request: HuntRequest, **progress: Any) -> HuntResult:
         """A hunt someone asked for: planning failures are unread targets, never "nothing".
@@ -127,7 +133,7 @@ class Hunter:
         try:
             targets = self.targets(request.account)
         except Exception as exc:  # noqa: BLE001 - reported as an unread target
-            errors = planning_errors(self.settings, request.account, exc)
+            errors = planning_errors(request.account, exc)
             return HuntResult(request.window, [e.target for e in errors], [], errors, HuntStats())
         result = self.hunt_targets(
             targets,
@@ -169,8 +175,9 @@ class Hunter:
         )
 
     def investigate(self, access_key_id: str, window: Window) -> KeyReport:
+        targets = activity_targets_for(self.settings, self.accounts())
         report = investigate_key(
-            access_key_id, self.targets(), window, self.sessions, hunt_options(self.settings)
+            access_key_id, targets, window, self.sessions, hunt_options(self.settings)
         )
         if report.creation is not None:
             (report.creation,) = self.named([report.creation])
@@ -184,18 +191,15 @@ def apply_statuses(
     return [replace(f, status=known.get(f.event.event_id, f.status)) for f in findings]
 
 
-def planning_errors(settings: Settings, account: str | None, exc: Exception) -> list[TargetError]:
+def planning_errors(account: str | None, exc: Exception) -> list[TargetError]:
     """The targets a hunt could not even plan (the accounts could not be listed: no
     credentials, Organizations refused, ...), each an unread target, never "nothing found"."""
     if isinstance(exc, ClientError):
         code = error_of(exc)[0]
     else:
         code = str(getattr(exc, "code", None) or type(exc).__name__)
-    where = account or "caller"
-    return [
-        TargetError(Target(where, region), "accounts", code, _first_line(exc))
-        for region in settings.regions
-    ]
+    where = Target(account or "caller", IAM_REGION)  # where the hunt would have read
+    return [TargetError(where, "accounts", code, _first_line(exc))]
 
 
 def _first_line(exc: Exception) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws import NoAccounts, resolve_accounts, targets_for
+from bot.aws import NoAccounts, activity_targets_for, resolve_accounts
 from bot.settings import Settings
 from bot.store import Store
 from checks.awserror import error_of
@@ -86,7 +86,7 @@ def check_aws(settings: Settings, sessions: AwsSessions) -> list[CheckResult]:
     if settings.use_organization:
         results.append(CheckResult("organization accounts", True, f"{len(accounts)} active"))
     now = datetime.now(UTC)
-    for target in targets_for(settings, accounts):
+    for target in activity_targets_for(settings, accounts):
         name = f"LookupEvents {target}"
         try:
             client = sessions.client(target.account_id, "cloudtrail", target.region)

@@ -94,7 +94,7 @@ def poll_once(parts: Components) -> int:
         try:
             outcome = parts.poller.run_once()
         except EXPECTED_FAILURES as exc:  # logged by the poller in one line
-            errors = planning_errors(settings, None, exc)
+            errors = planning_errors(None, exc)
             say_if_nothing_was_read(len(errors), errors, settings.role_name)
             return EXIT_PARTIAL
         except Exception as exc:  # noqa: BLE001 - a bug: its traceback is in the log above

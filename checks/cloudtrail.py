@@ -39,6 +39,9 @@ _gates: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary(
 _gates_lock = threading.Lock()
 
 PAGE_SIZE = 50  # LookupEvents' maximum
+# How long after the answer of the call `rate` calls back the next may go (RateLimiter's
+# window): no more than `rate` calls ever arrive within one second, whatever the delays.
+LOOKUP_WINDOW = 1.0
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
 
@@ -51,23 +54,38 @@ class Throttling:
     max_backoff: float = 8.0
 
 
-def gate_client(client: Any, rate_per_second: float) -> RateLimiter:
-    """Route every LookupEvents HTTP attempt of this client, retries included, through one
-    limiter, however many hunts use the client at once.
+def gate_client(
+    client: Any,
+    rate_per_second: float,
+    operation: str = "cloudtrail.LookupEvents",
+    window_seconds: float | None = LOOKUP_WINDOW,
+) -> RateLimiter:
+    """Route every `operation` HTTP attempt of this client, retries included, through one
+    limiter, however many hunts use the client at once (one limiter per client: a CloudTrail
+    client's LookupEvents, an IAM client's calls, never both on one gate).
 
     `before-send` fires once per attempt, so botocore's own retries are held to the rate
-    too. The hook is registered once per client (clients are cached and shared).
+    too, and `response-received` once per attempt on the same thread, failed or not: it
+    stamps the answer the limiter's window counts from. The hooks are registered once per
+    client (clients are cached and shared).
     """
     with _gates_lock:
         limiter = _gates.get(client)
         if limiter is None:
-            limiter = RateLimiter(rate_per_second)
-            gate = limiter
+            limiter = RateLimiter(rate_per_second, window_seconds=window_seconds)
+            gate, in_flight = limiter, threading.local()
 
             def before_send(**_: Any) -> None:
-                gate.acquire()
+                in_flight.slot = gate.acquire()
 
-            client.meta.events.register("before-send.cloudtrail.LookupEvents", before_send)
+            def response_received(**_: Any) -> None:
+                slot = getattr(in_flight, "slot", None)
+                if slot is not None:
+                    in_flight.slot = None
+                    gate.answered(slot)
+
+            client.meta.events.register(f"before-send.{operation}", before_send)
+            client.meta.events.register(f"response-received.{operation}", response_received)
             _gates[client] = limiter
         return limiter
 

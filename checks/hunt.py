@@ -6,8 +6,9 @@ Used by `keyhunt hunt`, the scheduled poll and the /keyhunt slash command alike.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -58,6 +59,9 @@ class HuntOptions:
     # they cost no rotation-context lookups and no IAM calls.
     known_event_ids: frozenset[str] = frozenset()
     rate_per_target: float = 2.0
+    # IAM's reads are throttled per account well above this; a hunt naming many users of
+    # one account still spreads its ListAccessKeys out instead of meeting that throttle.
+    iam_rate_per_account: float = 5.0
     throttling: Throttling = field(default_factory=Throttling)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Called from the hunt's threads as each target finishes (target, its stats, how many
@@ -72,26 +76,50 @@ class _TargetOutcome:
     stats: HuntStats = field(default_factory=HuntStats)
 
 
+def creation_targets(accounts: Iterable[str]) -> list[Target]:
+    """Where a hunt for CreateAccessKey reads: each account in IAM_REGION, and nowhere else.
+
+    IAM is global and CloudTrail records its events (the aws partition) in us-east-1 only, so
+    a lookup anywhere else costs a call and can only answer "nothing". The configured regions
+    do not change this: with us-east-1 left out of them it is still read (leaving it out
+    would silently find nothing), and the others are where a key's own calls are followed
+    (`activity_regions`)."""
+    return [Target(account, IAM_REGION) for account in dict.fromkeys(accounts)]
+
+
+def activity_regions(regions: Iterable[str]) -> tuple[str, ...]:
+    """Where the calls made with a key are looked for: IAM_REGION (its IAM calls, the most
+    telling ones, are recorded there whatever the configuration) then the configured ones."""
+    return tuple(dict.fromkeys((IAM_REGION, *regions)))
+
+
 def run_hunt(
     targets: Sequence[Target],
     window: Window,
     clients: ClientSource,
     options: HuntOptions | None = None,
 ) -> HuntResult:
+    """Each target read in parallel; with `enrich`, each target's users are asked of IAM
+    as soon as that target is read, on a pool of their own (see `_Enricher`)."""
     opts = options or HuntOptions()
     workers = max(1, min(opts.max_workers, len(targets)))
 
-    def one(target: Target) -> _TargetOutcome:
-        outcome = hunt_target(target, window, clients, opts)
-        if opts.on_target_done is not None:
-            opts.on_target_done(target, outcome.stats, len(targets))
-        return outcome
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hunt") as pool,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hunt-iam") as iam_pool,
+    ):
+        enricher = _Enricher(clients, iam_pool, opts.iam_rate_per_account) if opts.enrich else None
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hunt") as pool:
+        def one(target: Target) -> _TargetOutcome:
+            outcome = hunt_target(target, window, clients, opts, enricher)
+            if opts.on_target_done is not None:
+                opts.on_target_done(target, outcome.stats, len(targets))
+            return outcome
+
         outcomes = list(pool.map(one, targets))
         findings, errors, stats = _merge(outcomes)
-        if opts.enrich and findings:
-            findings = _enrich(findings, clients, pool, errors, stats)
+        if enricher is not None:
+            findings = enricher.apply(findings, errors, stats)
     findings = [f for f in findings if _wanted(f, opts)]
     findings.sort(key=lambda f: (f.event.event_time, f.event.event_id), reverse=True)
     return HuntResult(
@@ -105,9 +133,15 @@ def run_hunt(
 
 
 def hunt_target(
-    target: Target, window: Window, clients: ClientSource, opts: HuntOptions
+    target: Target,
+    window: Window,
+    clients: ClientSource,
+    opts: HuntOptions,
+    enricher: _Enricher | None = None,
 ) -> _TargetOutcome:
-    """Read and classify one account x region. Never raises: failures become TargetErrors."""
+    """Read and classify one account x region. Never raises: failures become TargetErrors.
+    The users its events name go to `enricher` as soon as they are read, so IAM answers
+    while this target's rotation context is still being read."""
     out = _TargetOutcome()
     try:
         client = clients.client(target.account_id, "cloudtrail", target.region)
@@ -129,6 +163,8 @@ def hunt_target(
         out.errors.append(TargetError(target, "lookup", exc.code, exc.message))
         return out
 
+    if enricher is not None:
+        enricher.submit(target.account_id, (e.target_user for e in events))
     changes: list[KeyEvent] = []
     if any(_could_be_rotation(e) for e in events):
         changes = _rotation_context(client, target, window, opts, out)
@@ -180,57 +216,78 @@ def _merge(
     return findings, errors, stats
 
 
-def _enrich(
-    findings: list[Finding],
-    clients: ClientSource,
-    pool: ThreadPoolExecutor,
-    errors: list[TargetError],
-    stats: HuntStats,
-) -> list[Finding]:
-    """One ListAccessKeys per (account, user) per hunt; a failure never loses the finding."""
-    users = sorted(
-        {
-            (_searched_account(f), f.event.target_user)
-            for f in findings
-            if _searched_account(f) and f.event.target_user and f.event.target_user != "root"
-        },
-        key=str,
-    )
-    keys: dict[tuple[str | None, str | None], tuple[KeyInfo, ...]] = {}
-    for (account, user), result in zip(
-        users, pool.map(lambda pair: _user_keys(clients, *pair), users), strict=True
-    ):
-        stats.iam_calls += 1
-        if isinstance(result, TargetError):
-            errors.append(result)
-        else:
-            keys[(account, user)] = result
-    return [
-        replace(f, user_keys=keys.get((_searched_account(f), f.event.target_user)))
-        for f in findings
-    ]
+class _Enricher:
+    """The target users' keys from IAM: one ListAccessKeys per distinct (account, user) per
+    hunt (IAM has no batch form), asked as soon as the user's target is read, on a pool of
+    its own and behind a limiter per account, so IAM's answers never hold up, nor share a
+    gate with, the LookupEvents calls that are paced at CloudTrail's 2/s.
+
+    Not the credential report: it names no key IDs (only counts and rotation dates), takes
+    a GenerateCredentialReport and polling before it can be read, and can be four hours
+    old; a hunt asks about the few users its findings name, which a call each covers."""
+
+    def __init__(self, clients: ClientSource, pool: ThreadPoolExecutor, rate: float) -> None:
+        self._clients = clients
+        self._pool = pool
+        self._rate = rate
+        self._lock = threading.Lock()
+        self._asked: dict[tuple[str, str], Future[tuple[KeyInfo, ...] | TargetError]] = {}
+
+    def submit(self, account: str, users: Iterable[str | None]) -> None:
+        for user in set(users):
+            if not user or user == "root":  # the root user is no IAM user
+                continue
+            with self._lock:
+                if (account, user) not in self._asked:
+                    self._asked[(account, user)] = self._pool.submit(self._user_keys, account, user)
+
+    def apply(
+        self, findings: list[Finding], errors: list[TargetError], stats: HuntStats
+    ) -> list[Finding]:
+        """Waits for the answers; a failure is an error of its own, never a lost finding."""
+        keys: dict[tuple[str, str], tuple[KeyInfo, ...]] = {}
+        for pair, future in sorted(self._asked.items()):
+            stats.iam_calls += 1
+            result = future.result()
+            if isinstance(result, TargetError):
+                errors.append(result)
+            else:
+                keys[pair] = result
+        return [_with_keys(f, keys) for f in findings]
+
+    def _user_keys(self, account: str, user: str) -> tuple[KeyInfo, ...] | TargetError:
+        target = Target(account, IAM_REGION)
+        try:
+            iam = self._clients.client(account, "iam", IAM_REGION)
+            # The operation "iam" matches every IAM call of this client: one gate per account.
+            gate_client(iam, self._rate, operation="iam", window_seconds=None)
+            return tuple(fetch_user_keys(iam, user))
+        except AwsReadFailed as exc:
+            if exc.code == "NoSuchEntity":
+                return ()  # the user has been deleted since: it holds no keys now
+            return TargetError(target, "iam", exc.code, exc.message)
+        except AssumeRoleFailed as exc:
+            return TargetError(target, "iam", exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - enrichment is best effort by design
+            return TargetError(target, "iam", type(exc).__name__, str(exc))
+
+
+def _with_keys(finding: Finding, keys: dict[tuple[str, str], tuple[KeyInfo, ...]]) -> Finding:
+    pair = _iam_user(finding)
+    return finding if pair is None or pair not in keys else replace(finding, user_keys=keys[pair])
+
+
+def _iam_user(finding: Finding) -> tuple[str, str] | None:
+    """(account, user) to ask IAM about; None for root, which owns no IAM user."""
+    account, user = _searched_account(finding), finding.event.target_user
+    if not account or not user or user == "root":
+        return None
+    return account, user
 
 
 def _searched_account(finding: Finding) -> str | None:
     """The account we read the event from: IAM is asked there, with the same credentials."""
     return finding.target.account_id if finding.target else finding.account_id
-
-
-def _user_keys(
-    clients: ClientSource, account: str | None, user: str | None
-) -> tuple[KeyInfo, ...] | TargetError:
-    target = Target(str(account), IAM_REGION)
-    try:
-        iam = clients.client(str(account), "iam", IAM_REGION)
-        return tuple(fetch_user_keys(iam, str(user)))
-    except AwsReadFailed as exc:
-        if exc.code == "NoSuchEntity":
-            return ()  # the user has been deleted since: it holds no keys now
-        return TargetError(target, "iam", exc.code, exc.message)
-    except AssumeRoleFailed as exc:
-        return TargetError(target, "iam", exc.code, exc.message)
-    except Exception as exc:  # noqa: BLE001 - enrichment is best effort by design
-        return TargetError(target, "iam", type(exc).__name__, str(exc))
 
 
 def _wanted(finding: Finding, opts: HuntOptions) -> bool:

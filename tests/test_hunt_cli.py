@@ -182,9 +182,12 @@ def test_scenario_prints_exactly_its_findings(keyhunt: Keyhunt, fake: FakeAWS) -
 # Partial either way: the scenario holds a record that is not JSON (CONTRACT exit 1; the
 # clean exit 0 is test_account_filter_searches_only_that_account's).
 @pytest.mark.parametrize(("deny", "exit_code"), [(None, 1), ("assume_role", 1)])
-def test_every_readable_account_and_region_is_searched(
+def test_every_readable_account_is_searched_in_us_east_1_only(
     keyhunt: Keyhunt, fake: FakeAWS, deny: DenyMode | None, exit_code: int
 ) -> None:
+    """With a second region configured, CreateAccessKey is still looked up in us-east-1
+    alone: IAM's events are recorded only there (this test used to expect a call in
+    us-west-2 too, a call that can only ever answer nothing)."""
     scenario = hunt_scenario(bulk=3, deny=deny)
     scenario.seed(fake)
 
@@ -200,17 +203,27 @@ def test_every_readable_account_and_region_is_searched(
     assert_findings(run.records, scenario.expected)
     readable = [a for a in scenario.accounts if a not in scenario.unreadable]
     assert {(c.account_id, c.region) for c in fake.calls} == {
-        (account, region) for account in readable for region in (REGION, OTHER_REGION)
+        (account, REGION) for account in readable
     }
-    for account in readable:  # nothing recorded in us-west-2: one call each
-        assert len(fake.lookup_calls(account, OTHER_REGION)) == 1
+    assert fake.lookup_calls(region=OTHER_REGION) == []
     if deny is None:
         assert run.failures == {}
     else:
-        assert run.failures == {
-            f"{DENIED}/{region}": ("assume_role", "AccessDenied")
-            for region in (REGION, OTHER_REGION)
-        }
+        assert run.failures == {f"{DENIED}/{REGION}": ("assume_role", "AccessDenied")}
+
+
+def test_us_east_1_is_hunted_when_the_regions_leave_it_out(keyhunt: Keyhunt, fake: FakeAWS) -> None:
+    """KEYHUNT_REGIONS=us-west-2 alone would otherwise find nothing, silently: the hunt
+    reads us-east-1 anyway, and never asks us-west-2 for CreateAccessKey."""
+    now = datetime.now(UTC)
+    made = create_access_key(iam_user(CALLER, "alice"), now - timedelta(hours=1))
+    fake.add_events(CALLER, REGION, [made])
+
+    run = hunt_jsonl(keyhunt, KEYHUNT_ACCOUNTS=CALLER, KEYHUNT_REGIONS=OTHER_REGION)
+
+    assert run.code == 0, run.stderr
+    assert [r["event_id"] for r in run.records] == [made["eventID"]]
+    assert {c.region for c in fake.calls} == {REGION}
 
 
 # --------------------------------------------------------------------------- fail closed

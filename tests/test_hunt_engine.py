@@ -11,6 +11,7 @@ import os
 import socket
 import statistics
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import HTTPClientError
 
+from checks.cloudtrail import LOOKUP_WINDOW
 from checks.hunt import HuntOptions, run_hunt
 from checks.model import Finding, HuntStats, Target, Window
 from checks.ratelimit import RateLimiter
@@ -43,7 +45,6 @@ from tests.scenario import (
     update_access_key,
 )
 
-OTHER_REGION = "us-west-2"
 ACCOUNTS = (CALLER, PEER, "333333333333", "444444444444", "555555555555", "666666666666")
 # A call can leave (or be recorded by the fake, which shares this process) late on a loaded
 # machine: 127 ms and 230 ms were seen, so a target's schedule is checked with one slot of
@@ -102,6 +103,7 @@ class CountingClients:
         self.inner = inner
         self.deny_iam = deny_iam
         self.list_access_keys: Counter[tuple[str, str]] = Counter()
+        self.first_asked: dict[tuple[str, str], float] = {}  # time.monotonic(), as the fake's
         self._lock = threading.Lock()
 
     def client(self, account_id: str, service: str, region: str) -> Any:
@@ -110,7 +112,9 @@ class CountingClients:
 
             def count(params: dict[str, Any], **_: Any) -> None:
                 with self._lock:
-                    self.list_access_keys[(account_id, params["UserName"])] += 1
+                    pair = (account_id, params["UserName"])
+                    self.list_access_keys[pair] += 1
+                    self.first_asked.setdefault(pair, time.monotonic())
 
             # Clients are cached, so the same one comes back: register each hook once.
             events = client.meta.events
@@ -145,7 +149,9 @@ def test_no_target_runs_ahead_of_two_requests_per_second(
     when it left; the strict "never three in one second" check is made deterministically,
     on the limiter's own clock, in the next test.
     """
-    targets = [Target(a, r) for a in (CALLER, PEER) for r in (REGION, OTHER_REGION)]
+    # Four accounts in us-east-1 (it was two accounts x two regions: CreateAccessKey is
+    # recorded in us-east-1 only, so a hunt never reads another region for it).
+    targets = [Target(a, REGION) for a in ACCOUNTS[:4]]
     for target in targets:  # 201 events: five pages, plus two rotation-context calls
         terraform = assumed_role(target.account_id, "TerraformProvisioner", "tf-apply")
         records = bulk_creations(terraform, 201, now - timedelta(minutes=1))
@@ -182,6 +188,34 @@ def test_rate_limiter_keeps_its_spacing_after_a_late_wakeup() -> None:
         released.append(clock["now"])
 
     assert max_in_window(released, 1.0) <= 2, released
+
+
+@pytest.mark.parametrize("late", [0.0, 0.2, 0.45, 2.0])
+def test_no_three_calls_arrive_in_one_second_however_late_one_leaves(late: float) -> None:
+    """A call granted on time but held `late` seconds on its way (a starved thread, a busy
+    server) never makes three arrivals in one second: the window counts from answers, which
+    come after arrivals. A spacing alone, on the limiter's clock, lets one late call do it."""
+    assert max_in_window(_arrivals(late, LOOKUP_WINDOW), 1.0) <= 2
+    if 0.0 < late < 0.5:
+        assert max_in_window(_arrivals(late, None), 1.0) == 3
+
+
+def _arrivals(late: float, window: float | None) -> list[float]:
+    """When 9 sequential calls reach CloudTrail, one in three held `late` s after its grant,
+    each answered 50 ms after it arrived; on a fake clock."""
+    clock = {"now": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    limiter = RateLimiter(2.0, clock=lambda: clock["now"], sleep=sleep, window_seconds=window)
+    arrivals = []
+    for k in range(9):
+        slot = limiter.acquire()
+        arrivals.append(clock["now"] + (late if k % 3 == 0 else 0.0))
+        clock["now"] = arrivals[-1] + 0.05
+        limiter.answered(slot)
+    return arrivals
 
 
 # --------------------------------------------------------------------------- rotation context
@@ -336,6 +370,36 @@ def test_enrichment_of_a_deleted_user_keeps_the_finding(
     assert (finding.severity, finding.reasons) == ("high", ("key_for_other_user",))
 
 
+def test_an_account_is_enriched_while_another_is_still_being_read(
+    fake: FakeAWS, sessions: AwsSessions, window: Window, now: datetime
+) -> None:
+    """IAM is asked about an account's users as soon as its events are read, not after
+    every target: the quick account's ListAccessKeys comes before the slow account's last
+    LookupEvents (five pages and two rotation-context calls, ~3 s at its 2 calls/s). Order
+    only, from the one monotonic clock this process and the fake share."""
+    quick, slow = CALLER, PEER
+    fake.add_events(quick, REGION, [create_access_key(iam_user(quick, "ann"), now)])
+    terraform = assumed_role(slow, "TerraformProvisioner", "tf-apply")
+    users = ("svc-a", "svc-b", "svc-c", "svc-d")
+    made = bulk_creations(terraform, 201, now - timedelta(minutes=1), users=users)
+    fake.add_events(slow, REGION, made)
+    clients = CountingClients(sessions)
+
+    result = run_hunt(
+        [Target(slow, REGION), Target(quick, REGION)],
+        window,
+        clients,
+        HuntOptions(enrich=True, now=lambda: now),
+    )
+
+    assert result.complete
+    assert set(clients.list_access_keys.values()) == {1}  # one call per distinct user
+    assert set(clients.list_access_keys) == {(quick, "ann"), *((slow, u) for u in users)}
+    slow_calls = fake.lookup_calls(slow, REGION)
+    assert len(slow_calls) == 7
+    assert clients.first_asked[(quick, "ann")] < max(c.at for c in slow_calls)
+
+
 # --------------------------------------------------------------------------- parallel targets
 
 
@@ -463,7 +527,7 @@ def test_no_real_aws_credentials_are_visible() -> None:
 def test_each_target_reports_once_as_it_finishes(
     fake: FakeAWS, sessions: AwsSessions, window: Window, now: datetime
 ) -> None:
-    targets = [Target(a, r) for a in (CALLER, PEER) for r in (REGION, OTHER_REGION)]
+    targets = [Target(a, REGION) for a in ACCOUNTS[:4]]  # us-east-1: see the rate test
     fake.add_events(CALLER, REGION, bulk_creations(root(CALLER), 60, now - timedelta(minutes=1)))
     seen: list[tuple[Target, int, int]] = []
     lock = threading.Lock()

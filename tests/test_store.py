@@ -371,7 +371,7 @@ def test_concurrent_different_decisions_leave_a_consistent_chain(url: str, store
 
 
 def test_checkpoints_move_on_success_and_stay_on_failure(store: Store) -> None:
-    target, other = Target(CALLER, REGION), Target(CALLER, "eu-west-1")
+    target, other = Target(CALLER, REGION), Target("222222222222", REGION)
     assert store.checkpoint(target) is None
 
     store.target_succeeded(target, NOW, NOW + timedelta(seconds=5))
@@ -382,18 +382,27 @@ def test_checkpoints_move_on_success_and_stay_on_failure(store: Store) -> None:
     store.target_failed(other, "assume_role: AccessDenied: no", NOW)
 
     assert store.checkpoint(target) == NOW
-    health = {h.region: h for h in store.target_health()}
-    assert health[REGION].consecutive_failures == 2
-    assert health[REGION].last_error == "lookup: ThrottlingException: again"
-    assert health[REGION].last_success_at == NOW + timedelta(seconds=5)
-    assert health["eu-west-1"].checkpoint is None
-    assert health["eu-west-1"].consecutive_failures == 1
+    health = {h.account_id: h for h in store.target_health()}
+    assert health[CALLER].consecutive_failures == 2
+    assert health[CALLER].last_error == "lookup: ThrottlingException: again"
+    assert health[CALLER].last_success_at == NOW + timedelta(seconds=5)
+    assert health[other.account_id].checkpoint is None
+    assert health[other.account_id].consecutive_failures == 1
 
     store.target_succeeded(target, NOW + timedelta(hours=1), NOW + timedelta(hours=1))
-    recovered = {h.region: h for h in store.target_health()}[REGION]
+    recovered = {h.account_id: h for h in store.target_health()}[CALLER]
     assert recovered.consecutive_failures == 0
     assert recovered.last_error is None
     assert store.checkpoint(target) == NOW + timedelta(hours=1)
+
+
+def test_targets_of_other_regions_are_not_health(store: Store) -> None:
+    """Polls read us-east-1 only (IAM's events are recorded there); a checkpoint an older
+    version left in us-west-2, failing or stale, is never read again, so never shown."""
+    store.target_succeeded(Target(CALLER, REGION), NOW, NOW)
+    store.target_failed(Target(CALLER, "us-west-2"), "lookup: AccessDenied: no", NOW)
+
+    assert [(h.account_id, h.region) for h in store.target_health()] == [(CALLER, REGION)]
 
 
 def test_poll_runs_and_the_last_successful_poll(store: Store) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from bot.store.engine import Database, aware, insert_ignore
 from bot.store.schema import checkpoints, poll_runs
 from bot.stored import PollRun, TargetHealth
+from checks.hunt import IAM_REGION
 from checks.model import Target
 
 
@@ -72,9 +73,14 @@ def _upsert_checkpoint(db: Database, target: Target, **values: Any) -> None:
 
 
 def target_health(db: Database) -> list[TargetHealth]:
+    """The targets polls read: IAM_REGION only. Rows in other regions were written by
+    versions that also hunted there; they are never read again, so they are not shown as
+    stale or failing (`/keyhunt status`, the digest, /healthz)."""
     with db.tx() as conn:
         rows = conn.execute(
-            select(checkpoints).order_by(checkpoints.c.account_id, checkpoints.c.region)
+            select(checkpoints)
+            .where(checkpoints.c.region == IAM_REGION)
+            .order_by(checkpoints.c.account_id, checkpoints.c.region)
         )
         return [
             TargetHealth(

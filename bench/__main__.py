@@ -1,8 +1,9 @@
 """Run every benchmark: `python -m bench [NAME ...]` calls each bench module's `main()` in turn.
 
 Modules are discovered in this package (any `bench/<name>.py` not starting with `_`); naming
-some runs only those. Each module runs with no command-line arguments, so it uses its own
-defaults. Exit status 1 when any module failed, 2 for an unknown name.
+some runs only those. Each module runs with its own defaults, or with the options given
+after one name (`python -m bench hunt_scale --accounts 1000`). Exit status 1 when any
+module failed, 2 for an unknown name or options without exactly one name.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ def discover() -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     available = discover()
-    names = list(sys.argv[1:] if argv is None else argv) or available
+    given = list(sys.argv[1:] if argv is None else argv)
+    # `python -m bench NAME --option ...`: what follows the first option goes to NAME.
+    first_option = next((i for i, arg in enumerate(given) if arg.startswith("-")), len(given))
+    names, options = given[:first_option] or available, given[first_option:]
+    if options and len(names) != 1:
+        print("options need exactly one bench module before them", file=sys.stderr)
+        return 2
     unknown = [name for name in names if name not in available]
     if unknown:
         print(f"unknown bench module(s): {', '.join(unknown)}", file=sys.stderr)
@@ -39,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"=== bench.{name}: no main(), skipped", flush=True)
             continue
         print(f"=== bench.{name}", flush=True)
-        saved_argv, sys.argv = sys.argv, [f"python -m bench.{name}"]
+        saved_argv, sys.argv = sys.argv, [f"python -m bench.{name}", *options]
         started = time.perf_counter()
         try:
             code = run()

@@ -1,20 +1,30 @@
 """How the hunt scales: LookupEvents calls per target, accounts in parallel, memory.
 
     python -m bench.hunt_scale [--accounts 20] [--events 120] [--latency 0.2]
-                               [--memory-events 100000] [--traced-events 10000] [--skip a,b,c]
+                               [--memory-events 100000] [--traced-events 10000]
+                               [--skip a,b,c,d]
+    python -m bench hunt_scale --accounts 1000          # (d): an Organization, 10 events each
 
 (a) and (b) run `checks.hunt.run_hunt` with the product's default options (bot.aws
-hunt_options over default Settings: 2 LookupEvents/s per target, 16 workers) against FakeAWS,
-a real HTTP server on loopback, with the caller's account read directly and every other one
-through sts:AssumeRole, exactly as `keyhunt hunt` does. IAM enrichment is off there, so the
-figures are about reading CloudTrail; (b) ends with the cost of turning it on.
+hunt_options over default Settings: 2 LookupEvents/s per target spaced with the limiter's
+margin, 32 workers, IAM enrichment on) against FakeAWS, a real HTTP server on loopback, with
+the caller's account read directly and every other one through sts:AssumeRole, exactly as
+`keyhunt hunt` does. (a) counts calls with enrichment off; (b) times one account and all of
+them in a spawned child process (the fake stays in this one), enrichment on and then off,
+and prints the most calls one account received in any second, as the fake saw them arrive.
 
 (c) measures memory over a 100,000-event window. Through the fake at the CloudTrail rate that
 is 2,000 pages at 2/s, about 17 minutes, and the fake's own store would sit in the measured
 process. So the pages are served instead from a botocore `before-call` hook inside a spawned
 child process: keyhunt's real client, parsing, classification and collection run; HTTP and
 the rate limiter's waits do not. Peak RSS is taken over the full window; tracemalloc, which
-slows the hunt several-fold, over a smaller one. Figures only, no pass/fail.
+slows the hunt several-fold, over a smaller one.
+
+(d), instead of (b) when --accounts is over 50: `keyhunt hunt` itself as a child process with
+KEYHUNT_ACCOUNTS=organization over moto's Organization of that many active accounts: wall
+time against the floor (the busiest account's own calls at 2/s), the most calls one account
+saw in a second, AssumeRole calls counted at the fake, the child's peak RSS and CPU.
+Figures only, no pass/fail.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ import json
 import math
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
@@ -61,6 +73,7 @@ PAGE = 50
 DUMMY_KEY, DUMMY_SECRET = "AKIAIOSFODNN7EXAMPLE", "dummy"
 CALL_SIZES = (0, 1, 50, 51, 120, 260)
 SERVICE_USERS = tuple(f"svc-{i:03d}" for i in range(4))
+ORGANIZATION_FROM = 50  # more accounts than this: (d), the Organization through the CLI
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -187,16 +200,24 @@ def bench_call_counts(fake: FakeAWS, opts: HuntOptions) -> None:
 # --------------------------------------------------------------------------- (b) parallelism
 
 
+def peak_per_target(calls: Sequence[LookupCall]) -> int:
+    """The most LookupEvents calls any one account+region received in a 1 s window."""
+    return max(
+        (max_in_window([c.at for c in cs]) for cs in calls_by_target(calls).values()), default=0
+    )
+
+
 def bench_parallel(
     fake: FakeAWS, defaults: HuntOptions, accounts: int, events: int, latency: float
 ) -> None:
-    opts = replace(defaults, enrich=False)
+    opts = defaults
     print(
         f"\n(b) {accounts} accounts × 1 region, {events} events each, {latency * 1000:.0f} ms "
         f"latency on every LookupEvents call; product defaults ({opts.rate_per_target:g} "
-        f"calls/s per target, {opts.max_workers} workers) but IAM enrichment off, so the "
-        "figures are about reading CloudTrail; enrichment's cost is the last line. The hunts "
-        "run in a child process, as `keyhunt hunt` would, and the fake stays in this one"
+        f"calls/s per target, none sooner than 1 s after the answer 2 calls back, "
+        f"{opts.max_workers} workers, IAM enrichment on: {len(SERVICE_USERS)} users per "
+        "account), then the same with enrichment off. The hunts run in a child process, as "
+        "`keyhunt hunt` would, and the fake stays in this one"
     )
     now = datetime.now(UTC)
     targets = [Target(account(i, 2), REGION) for i in range(accounts)]
@@ -213,43 +234,118 @@ def bench_parallel(
     ids = [t.account_id for t in targets]
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
 
-        def run(accounts: Sequence[str], enrich: bool = False, each: bool = False) -> float:
-            return pool.submit(hunt_in_child, list(accounts), enrich, each).result()
+        def run(
+            accounts: Sequence[str], enrich: bool = True, each: bool = False
+        ) -> tuple[float, list[LookupCall]]:
+            fake.clear_calls()
+            took = pool.submit(hunt_in_child, list(accounts), enrich, each).result()
+            return took, list(fake.calls)
 
         run(ids[1:2])  # warm-up: imports, first models
         fake.set_latency(latency)
-        one = run(ids[1:2])
-        fake.clear_calls()
-        parallel = run(ids)
-        parallel_calls = list(fake.calls)
-        sequential = run(ids, each=True)
-        enriched = run(ids, enrich=True)
+        rows = {enrich: (run(ids[1:2], enrich), run(ids, enrich)) for enrich in (True, False)}
+        sequential, _ = run(ids, each=True)
         fake.set_latency(0.0)
 
-    per_target = calls_by_target(parallel_calls)
-    highest = max(max_in_window([c.at for c in calls]) for calls in per_target.values())
+    print("    enrichment   one account   all in parallel   ratio   peak calls/s per account")
+    for enrich, ((one, _), (parallel, calls)) in rows.items():
+        print(
+            f"    {'on ' if enrich else 'off'}          {one:8.2f} s   {parallel:12.2f} s   "
+            f"{parallel / one:4.2f}×   {peak_per_target(calls)}"
+        )
+    (_, (parallel, parallel_calls)) = rows[True]
     closest = min(
         later - earlier
-        for calls in per_target.values()
+        for calls in calls_by_target(parallel_calls).values()
         for earlier, later in pairwise(sorted(c.at for c in calls))
     )
-    overall = max_in_window([c.at for c in parallel_calls])
-    print(f"    one account alone:                 {one:6.2f} s")
-    print(f"    parallel hunt over {accounts} accounts:   {parallel:6.2f} s")
-    print(f"    sequential loop, one hunt each:    {sequential:6.2f} s")
     print(
-        f"    sequential / parallel: {sequential / parallel:.1f}×   "
-        f"parallel / one account: {parallel / one:.1f}×   "
-        f"(ideal with {opts.max_workers} workers: {math.ceil(accounts / opts.max_workers)}×)"
+        f"    sequential loop, one hunt each (enrichment on): {sequential:.2f} s "
+        f"({sequential / parallel:.1f}× the parallel hunt); closest two calls of one target "
+        f"{closest * 1000:.0f} ms apart (arrivals at the fake); all targets together peaked "
+        f"at {max_in_window([c.at for c in parallel_calls])} calls/s"
+    )
+
+
+# --------------------------------------------------------------------------- (d) organization
+
+
+def seed_organization(fake: FakeAWS, accounts: int, events: int, now: datetime) -> list[str]:
+    """An Organization of `accounts` active accounts in moto (the caller's is the management
+    account), each with `events` CreateAccessKey records in us-east-1."""
+    org = boto3.client(
+        "organizations",
+        region_name=REGION,
+        endpoint_url=fake.endpoint_url,
+        aws_access_key_id=DUMMY_KEY,
+        aws_secret_access_key=DUMMY_SECRET,
+    )
+    org.create_organization(FeatureSet="ALL")
+    for index in range(1, accounts):
+        org.create_account(Email=f"member-{index}@example.com", AccountName=f"member-{index}")
+    ids = [
+        str(a["Id"])
+        for page in org.get_paginator("list_accounts").paginate()
+        for a in page["Accounts"]
+    ]
+    for account_id in ids:
+        fake.add_events(account_id, REGION, account_records(account_id, events, now))
+    return ids
+
+
+def bench_organization(fake: FakeAWS, accounts: int, events: int, latency: float) -> None:
+    """`keyhunt hunt` itself, as a child process, with KEYHUNT_ACCOUNTS=organization."""
+    now = datetime.now(UTC)
+    ids = seed_organization(fake, accounts, events, now)
+    settings = Settings()
+    print(
+        f"\n(d) `keyhunt hunt --last 24h --format jsonl` in a child process, "
+        f"KEYHUNT_ACCOUNTS=organization: {len(ids)} active accounts, {events} events each, "
+        f"{latency * 1000:.0f} ms latency per LookupEvents call, product defaults "
+        f"({settings.max_workers} workers, enrichment on) unless KEYHUNT_* says otherwise"
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "KEYHUNT_ACCOUNTS": "organization",
+        # no store: a hunt shows stored triage only when the database exists
+        "KEYHUNT_DATABASE_URL": f"sqlite:///{tempfile.gettempdir()}/absent-{os.getpid()}.db",
+    }
+    fake.set_latency(latency)
+    fake.clear_calls()
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot", "hunt", "--last", "24h", "--format", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = child.communicate()
+    wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fake.set_latency(0.0)
+    if child.returncode != 0:
+        print(f"    keyhunt hunt exited {child.returncode}: {err.decode()[-2000:]}")
+    findings = out.count(b"\n")
+    calls = list(fake.calls)
+    per_target = calls_by_target(calls)
+    most = max(len(cs) for cs in per_target.values())
+    # The floor: the busiest account's calls one after the other at CloudTrail's own 2/s,
+    # the last one's answer included (keyhunt's spacing margin makes its own pace slower).
+    floor = (most - 1) / settings.rate_per_target + latency
+    print(
+        f"    {findings:,} findings; {len(calls):,} LookupEvents calls over "
+        f"{len(per_target):,} targets (at most {most} for one account); "
+        f"{len(fake.assumed_roles):,} AssumeRole calls for {len(ids) - 1:,} member accounts"
     )
     print(
-        f"    highest rate one target saw (arrivals at the fake): {highest} calls in a 1 s "
-        f"window; closest two calls of one target {closest * 1000:.0f} ms apart; all "
-        f"targets together peaked at {overall} calls/s"
+        f"    wall time {wall:.2f} s (process start and imports included); floor {floor:.2f} s "
+        f"(the busiest account's {most} calls at 2/s), {wall / floor:.1f}× the floor"
     )
     print(
-        f"    the same parallel hunt with IAM enrichment on (the product default, "
-        f"{len(SERVICE_USERS)} users per account): {enriched:.2f} s"
+        f"    peak calls/s per account: {peak_per_target(calls)}; peak RSS of the hunt "
+        f"process {usage.ru_maxrss / 1024:.0f} MiB; its CPU {usage.ru_utime + usage.ru_stime:.1f} s"
     )
 
 
@@ -412,14 +508,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--accounts", type=int, default=20, help="accounts in (b)")
-    parser.add_argument("--events", type=int, default=120, help="events per account in (b)")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=20,
+        help=f"accounts in (b); over {ORGANIZATION_FROM}, (d) instead: an Organization",
+    )
+    parser.add_argument(
+        "--events", type=int, default=None, help="events per account: 120 in (b), 10 in (d)"
+    )
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call in (b)")
     parser.add_argument("--memory-events", type=int, default=100_000, help="window size in (c)")
     parser.add_argument(
         "--traced-events", type=int, default=10_000, help="window size under tracemalloc in (c)"
     )
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,d")
     args = parser.parse_args(argv)
     skip = set(args.skip.split(",")) - {""}
 
@@ -433,8 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "a" not in skip:
             bench_call_counts(fake, opts)
             fake.reset()
-        if "b" not in skip:
-            bench_parallel(fake, opts, args.accounts, args.events, args.latency)
+        if "b" not in skip and args.accounts <= ORGANIZATION_FROM:
+            bench_parallel(fake, opts, args.accounts, args.events or 120, args.latency)
+        if "d" not in skip and args.accounts > ORGANIZATION_FROM:
+            fake.reset()
+            bench_organization(fake, args.accounts, args.events or 10, args.latency)
     if memory is not None:
         print_memory(*memory)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +47,13 @@ class AwsSessions:
         role_name: str = "KeyHuntReadOnly",
         external_id: str | None = None,
         partition: str = "aws",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._base = base
+        # What botocore compares each role's expiry with: it assumes the role again from
+        # 15 minutes before expiry (advisory), and blocks calls for it from 10 minutes before.
+        self._clock = clock
+        self._sts: Any = None
         self._role_name = role_name
         self._external_id = external_id
         self._partition = partition
@@ -111,14 +117,27 @@ class AwsSessions:
         with account_lock:  # one AssumeRole per account even when regions race for it
             cached = self._credentials.get(account_id)
             if cached is None:
-                cached = RefreshableCredentials.create_from_metadata(
-                    metadata=self._assume(account_id),
+                first = self._assume(account_id)
+                cached = RefreshableCredentials(
+                    access_key=first["access_key"],
+                    secret_key=first["secret_key"],
+                    token=first["token"],
+                    expiry_time=datetime.fromisoformat(first["expiry_time"]),
                     refresh_using=lambda: self._assume(account_id),
                     method="sts-assume-role",
+                    time_fetcher=self._clock,
                 )
                 with self._lock:
                     self._credentials[account_id] = cached
             return cached
+
+    def _sts_client(self) -> Any:
+        """One STS client for every AssumeRole: building one per account costs ~3 ms of CPU
+        each, a second and more of a 1,000-account hunt."""
+        with self._lock:
+            if self._sts is None:
+                self._sts = self._base.client("sts", config=CLIENT_CONFIG)
+            return self._sts
 
     def _assume(self, account_id: str) -> dict[str, str]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -129,8 +148,8 @@ class AwsSessions:
         params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": ROLE_SESSION_NAME}
         if self._external_id:
             params["ExternalId"] = self._external_id
-        sts = self._base.client("sts", config=CLIENT_CONFIG)
         try:
+            sts = self._sts_client()
             creds = sts.assume_role(**params)["Credentials"]
         except ClientError as exc:
             raise AssumeRoleFailed(account_id, *error_of(exc)) from None

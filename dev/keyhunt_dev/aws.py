@@ -712,6 +712,7 @@ class FakeAWS:
         self._identities_lock = threading.Lock()
         self._calls_lock = threading.Lock()
         self.calls: list[LookupCall] = []
+        self.assumed_roles: list[str] = []  # every sts:AssumeRole's RoleArn, as it arrived
         self._moto: ThreadedMotoServer | None = None
         self._moto_address: tuple[str, int] | None = None
         self._front: _FrontServer | None = None
@@ -905,6 +906,7 @@ class FakeAWS:
     def clear_calls(self) -> None:
         with self._calls_lock:
             self.calls.clear()
+            self.assumed_roles.clear()
 
     def reset(self) -> None:
         """Events, faults and recorded calls back to empty (moto state is untouched)."""
@@ -920,8 +922,11 @@ class FakeAWS:
         if headers.get("X-Amz-Target", "") == SQS_RECEIVE_TARGET:
             return self._receive_message(method, path, headers, body)
         role_arn = _assume_role_arn(path, headers.get("Content-Type", ""), body)
-        if role_arn is not None and self._role_denied(role_arn):
-            return self._deny_assume_role(headers, role_arn)
+        if role_arn is not None:
+            with self._calls_lock:
+                self.assumed_roles.append(role_arn)
+            if self._role_denied(role_arn):
+                return self._deny_assume_role(headers, role_arn)
         return self._proxy(method, path, headers, body)
 
     def _lookup_events(self, headers: Message, body: bytes) -> _Response:

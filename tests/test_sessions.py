@@ -1,0 +1,86 @@
+"""checks.sessions.AwsSessions against the fake: AssumeRole once per account, cached, and
+assumed again before the credentials expire (a fake clock stands in for the hour).
+
+AssumeRole calls are counted where they arrive (FakeAWS.assumed_roles), so botocore's own
+refresh logic is what is exercised, not a copy of it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from checks.sessions import AwsSessions
+from keyhunt_dev.aws import FakeAWS
+from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from tests.scenario import PEER, REGION
+
+ROLE = f"arn:aws:iam::{PEER}:role/KeyHuntReadOnly"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def fake(clean_fake_aws: FakeAWS, monkeypatch: pytest.MonkeyPatch) -> FakeAWS:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", clean_fake_aws.endpoint_url)
+    return clean_fake_aws
+
+
+def sessions_with(clock: Clock) -> AwsSessions:
+    base = boto3.Session(
+        aws_access_key_id=DUMMY_ACCESS_KEY,
+        aws_secret_access_key=DUMMY_SECRET_KEY,
+        region_name=REGION,
+    )
+    return AwsSessions(base, clock=clock)
+
+
+def lookup(sessions: AwsSessions, region: str = REGION) -> None:
+    client = sessions.client(PEER, "cloudtrail", region)
+    client.lookup_events(MaxResults=1)
+
+
+def test_a_role_is_assumed_once_per_account_however_many_threads_and_regions(
+    fake: FakeAWS,
+) -> None:
+    sessions = sessions_with(Clock())
+    regions = [REGION, "us-west-2", "eu-west-1", "ap-south-1"] * 4
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda region: lookup(sessions, region), regions))
+
+    assert fake.assumed_roles == [ROLE]
+    assert len(fake.lookup_calls(PEER)) == len(regions)
+
+
+def test_credentials_are_assumed_again_before_they_expire(fake: FakeAWS) -> None:
+    """moto's AssumeRole lasts an hour. Until 15 minutes before that the cached credentials
+    serve every call; from then on the next call assumes the role again (botocore's
+    advisory refresh), before any call could be signed with an expired key."""
+    clock = Clock()
+    sessions = sessions_with(clock)
+
+    lookup(sessions)
+    clock.now += timedelta(minutes=44)
+    lookup(sessions)
+    assert fake.assumed_roles == [ROLE]
+
+    clock.now += timedelta(minutes=2)  # 14 minutes left
+    lookup(sessions)
+    assert fake.assumed_roles == [ROLE, ROLE]
+
+    # moto dated the new credentials from the real time: 44 minutes into their hour they
+    # are still served from the cache.
+    clock.now = datetime.now(UTC) + timedelta(minutes=44)
+    lookup(sessions)
+    assert fake.assumed_roles == [ROLE, ROLE]
+    assert len(fake.lookup_calls(PEER)) == 4

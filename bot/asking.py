@@ -22,7 +22,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import metrics
 from bot.owners import ClientSource, OwnerResolver
-from bot.render import plain_text, render_alert, section
+from bot.posting import redraw_alert
+from bot.render import plain_text, section
 from bot.render_asking import (
     escalation_reason,
     render_escalation,
@@ -175,16 +176,7 @@ class Asking:
 
     def refresh(self, event_id: str) -> None:
         """The channel alert redrawn from the store (best effort: the store has it)."""
-        stored = self.store.get(event_id)
-        if stored is None or not stored.message.channel or not stored.message.ts:
-            return
-        text, blocks = render_alert(stored, self.clock(), self.settings.response_actions)
-        try:
-            self.slack.chat_update(
-                channel=stored.message.channel, ts=stored.message.ts, text=text, blocks=blocks
-            )
-        except SLACK_ERRORS as exc:
-            log.warning("could not update the alert for %s: %s", event_id, _why(exc))
+        redraw_alert(self.store, self.slack, event_id, self.clock(), self.settings.response_actions)
 
     def update_question(self, event_id: str) -> None:
         """The DM redrawn once answered or escalated: its buttons gone."""

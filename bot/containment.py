@@ -26,6 +26,7 @@ from bot.settings import Settings
 from bot.store import Store, StoredFinding
 from bot.stored import KeyAction
 from checks.awserror import error_of
+from checks.hunt import IAM_REGION
 from checks.model import Severity
 from checks.sessions import CLIENT_CONFIG
 
@@ -37,7 +38,6 @@ CLOCK_SLACK = timedelta(minutes=5)
 DEACTIVATE, REACTIVATE = "deactivate", "reactivate"
 # action -> (the status the key must have, the status it is given)
 STATUS_CHANGE = {DEACTIVATE: ("Active", "Inactive"), REACTIVATE: ("Inactive", "Active")}
-IAM_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Containment:
         if action not in STATUS_CHANGE:
             raise ValueError(action)
         e, finding = stored.finding.event, stored.finding
-        account = finding.target.account_id if finding.target else finding.account_id
+        account = finding.searched_account
         if not e.access_key_id or e.error_code or not e.target_user or not account:
             return self._refused(action, "this alert has no key to act on")
         if e.target_user == "root" or e.actor.type == "Root":
@@ -154,7 +154,7 @@ def second_keys(store: Store, new_ids: list[str], now: datetime) -> list[str]:
         if stored is None:
             continue
         f = stored.finding
-        account = f.target.account_id if f.target else f.account_id
+        account = f.searched_account
         for origin, action in watched:
             if (
                 origin != event_id

@@ -25,12 +25,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.settings import EMAIL, SLACK_ID, Settings
 from checks.awserror import AwsReadFailed
+from checks.hunt import IAM_REGION
 from checks.iam import fetch_user_tags
 from checks.model import Finding
 from checks.sessions import AssumeRoleFailed
 
 log = logging.getLogger(__name__)
-IAM_REGION = "us-east-1"
 
 
 class ClientSource(Protocol):
@@ -110,8 +110,7 @@ class OwnerResolver:
             return Person(None, "no IAM user")
         if user in self.mapping:
             return self._person(self.mapping[user], "keyhunt's owners mapping")
-        account = finding.target.account_id if finding.target else finding.account_id
-        return self._tagged(account, user)
+        return self._tagged(finding.searched_account, user)
 
     # -- sources ---------------------------------------------------------------------------
     def _tagged(self, account: str | None, user: str) -> Person:

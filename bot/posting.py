@@ -124,21 +124,7 @@ class Poster:
         self._search = _Search()
 
     def refresh(self, event_id: str) -> bool:
-        """Re-render a posted alert in place (chat.update) after its finding changed; a
-        finding not posted yet needs nothing: it is rendered as it is when it goes out.
-        Slack failing is logged, never raised: the store has the change either way."""
-        current = self.store.get(event_id)
-        if current is None or not current.message.channel or not current.message.ts:
-            return False
-        text, blocks = render_alert(current, self.clock(), self.actions)
-        try:
-            self.client.chat_update(
-                channel=current.message.channel, ts=current.message.ts, text=text, blocks=blocks
-            )
-        except (SlackApiError, SlackClientError, HTTPException, OSError) as exc:
-            log.warning("could not update the alert for %s: %s", event_id, _why(exc))
-            return False
-        return True
+        return redraw_alert(self.store, self.client, event_id, self.clock(), self.actions)
 
     def deliver_pending(self) -> DeliveryReport:
         now = self.clock()
@@ -184,8 +170,9 @@ class Poster:
             return waiting
         kept = []
         for candidate in waiting:
-            engaged = self.store.get(candidate.event_id) or candidate
-            snooze = covering(engaged, snoozes, now)
+            snooze = covering(candidate, snoozes, now)
+            if snooze is not None:  # unless it is a second key (its engagement says so)
+                snooze = covering(self.store.get(candidate.event_id) or candidate, snoozes, now)
             if snooze is None:
                 kept.append(candidate)
             elif self.store.skip(candidate.event_id, f"snoozed ({snooze.id})"):
@@ -422,6 +409,26 @@ class Poster:
         if self._bot_user is None:
             self._bot_user = str(self.reader.auth_test().get("user_id") or "") or None
         return self._bot_user
+
+
+def redraw_alert(
+    store: Store, client: Any, event_id: str, now: datetime, actions: Sequence[str]
+) -> bool:
+    """Re-render a posted alert in place (chat.update) after its finding changed; a finding
+    not posted yet needs nothing: it is rendered as it is when it goes out. Slack failing is
+    logged, never raised: the store has the change either way."""
+    current = store.get(event_id)
+    if current is None or not current.message.channel or not current.message.ts:
+        return False
+    text, blocks = render_alert(current, now, actions)
+    try:
+        client.chat_update(
+            channel=current.message.channel, ts=current.message.ts, text=text, blocks=blocks
+        )
+    except (SlackApiError, SlackClientError, HTTPException, OSError) as exc:
+        log.warning("could not update the alert for %s: %s", event_id, _why(exc))
+        return False
+    return True
 
 
 def _remember(found: dict[tuple[str, str], str], message: dict[str, Any], bot: str | None) -> None:

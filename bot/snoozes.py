@@ -19,7 +19,7 @@ def snooze_key(stored: StoredFinding) -> tuple[str, str, str] | None:
     findings and for what keyhunt cannot name exactly."""
     f = stored.finding
     e = f.event
-    account = f.target.account_id if f.target else f.account_id
+    account = f.searched_account
     if e.actor.type == "Root" or e.target_user in (None, "root"):
         return None
     if not e.actor.arn or not e.target_user or not account:

@@ -279,15 +279,10 @@ def _with_keys(finding: Finding, keys: dict[tuple[str, str], tuple[KeyInfo, ...]
 
 def _iam_user(finding: Finding) -> tuple[str, str] | None:
     """(account, user) to ask IAM about; None for root, which owns no IAM user."""
-    account, user = _searched_account(finding), finding.event.target_user
+    account, user = finding.searched_account, finding.event.target_user
     if not account or not user or user == "root":
         return None
     return account, user
-
-
-def _searched_account(finding: Finding) -> str | None:
-    """The account we read the event from: IAM is asked there, with the same credentials."""
-    return finding.target.account_id if finding.target else finding.account_id
 
 
 def _wanted(finding: Finding, opts: HuntOptions) -> bool:

@@ -228,6 +228,12 @@ class Finding:
         return self.target.account_id if self.target else None
 
     @property
+    def searched_account(self) -> str | None:
+        """The account the event was read from (IAM is asked there, with the same
+        credentials); the record's own account when it was not read from a target."""
+        return self.target.account_id if self.target else self.account_id
+
+    @property
     def region(self) -> str | None:
         """The event's region, or the one searched when the record did not say."""
         if self.event.region:

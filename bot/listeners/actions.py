@@ -39,12 +39,18 @@ def ack_click(ack: Ack) -> None:
     ack()
 
 
-def handle_triage(deps: Deps, body: dict[str, Any], client: Any, action: dict[str, Any]) -> None:
-    """The lazy half of a click on "Expected rotation" or "Investigate"."""
+def who_and_where(body: dict[str, Any]) -> tuple[str, str]:
+    """(the clicking user, the channel of the clicked message) of a block action."""
     user = str(body.get("user", {}).get("id", ""))
     channel = str(
         body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
     )
+    return user, channel
+
+
+def handle_triage(deps: Deps, body: dict[str, Any], client: Any, action: dict[str, Any]) -> None:
+    """The lazy half of a click on "Expected rotation" or "Investigate"."""
+    user, channel = who_and_where(body)
     status = EXPECTED_ROTATION if action.get("action_id") == ACTION_EXPECTED else INVESTIGATING
     triagers = deps.settings.triagers
     if triagers and user not in triagers:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 
 from bot import metrics
-from bot.render import section
+from bot.listeners.actions import who_and_where
 from bot.render_asking import (
     ACTION_OWNER_NO,
     ACTION_OWNER_YES,
@@ -47,21 +47,15 @@ def event_id_of(value: str) -> str | None:
 
 
 def _tell(client: Any, body: dict[str, Any], text: str) -> None:
-    user = str(body.get("user", {}).get("id", ""))
-    channel = str(
-        body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
-    )
-    if channel:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
-    else:
-        direct_message(client, user, text)
+    """Only the clicking person sees it, in the DM they clicked in."""
+    user, channel = who_and_where(body)
+    client.chat_postEphemeral(channel=channel, user=user, text=text)
 
 
-def direct_message(client: Any, user: str, text: str) -> None:
-    """`text` to `user` in the app's DM with them (a modal's submission has no channel)."""
-    opened = client.conversations_open(users=user)
-    channel = str((opened.get("channel") or {}).get("id") or "")
-    client.chat_postMessage(channel=channel, text=text, blocks=[section(text)])
+def typed_reason(view: dict[str, Any], limit: int) -> str:
+    """What was typed into a keyhunt modal's reason input, trimmed and bounded."""
+    values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
+    return str((values.get(REASON_INPUT) or {}).get("value") or "").strip()[:limit]
 
 
 def _open_question(deps: Deps, body: dict[str, Any], value: str, client: Any) -> str | None:
@@ -105,8 +99,7 @@ def handle_reason(deps: Deps, body: dict[str, Any], client: Any) -> None:
     view = body.get("view") or {}
     user = str(body.get("user", {}).get("id", ""))
     event_id = event_id_of(str(view.get("private_metadata", "")))
-    values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
-    reason = str((values.get(REASON_INPUT) or {}).get("value") or "").strip()[:500] or None
+    reason = typed_reason(view, 500) or None
     if event_id is not None:
         record_answer(deps, client, event_id, user, CONFIRMED, reason)
 

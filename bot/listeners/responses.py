@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 
 from bot.containment import DEACTIVATE, REACTIVATE
-from bot.listeners.actions import UNKNOWN_ALERT, update_alert
-from bot.listeners.owners import direct_message
+from bot.listeners.actions import UNKNOWN_ALERT, ack_click, update_alert, who_and_where
+from bot.listeners.owners import typed_reason
 from bot.render import (
     ACTION_DEACTIVATE,
     ACTION_REACTIVATE,
@@ -28,12 +28,12 @@ from bot.render import (
 from bot.render import slack_time as at_time
 from bot.render_asking import (
     REASON_BLOCK,
-    REASON_INPUT,
     VIEW_SNOOZE,
     render_snoozed,
     snooze_modal,
 )
 from bot.snoozes import new_snooze, snooze_key
+from bot.stored import Snooze
 from bot.triage import decode_value
 
 if TYPE_CHECKING:
@@ -49,18 +49,10 @@ NOT_A_RESPONDER = (
 NOT_A_TRIAGER = "Only the people listed in KEYHUNT_TRIAGERS can snooze alerts; nothing changed."
 
 
-def _where(body: dict[str, Any]) -> tuple[str, str]:
-    user = str(body.get("user", {}).get("id", ""))
-    channel = str(
-        body.get("channel", {}).get("id") or body.get("container", {}).get("channel_id", "")
-    )
-    return user, channel
-
-
 def handle_key_action(
     deps: Deps, body: dict[str, Any], client: Any, action: dict[str, Any]
 ) -> None:
-    user, channel = _where(body)
+    user, channel = who_and_where(body)
     containment = deps.containment
     which = DEACTIVATE if action.get("action_id") == ACTION_DEACTIVATE else REACTIVATE
     if containment is None or not containment.allowed(user):
@@ -119,7 +111,7 @@ def _may_snooze(deps: Deps, user: str) -> bool:
 
 
 def handle_snooze(deps: Deps, body: dict[str, Any], client: Any, action: dict[str, Any]) -> None:
-    user, channel = _where(body)
+    user, channel = who_and_where(body)
     if not _may_snooze(deps, user):
         client.chat_postEphemeral(channel=channel, user=user, text=NOT_A_TRIAGER)
         return
@@ -140,38 +132,40 @@ def handle_snooze(deps: Deps, body: dict[str, Any], client: Any, action: dict[st
     )
 
 
-def handle_snooze_reason(deps: Deps, body: dict[str, Any], client: Any) -> dict[str, Any] | None:
-    """The modal's submission; a dict is an error response for the modal (shown in it)."""
+def read_snooze(deps: Deps, body: dict[str, Any]) -> tuple[Snooze | None, str]:
+    """The snooze a modal's submission asks for, or why not (shown in the modal: Slack shows
+    a modal's errors only in the ack). Store reads only, so it can run before the ack."""
     view = body.get("view") or {}
     user = str(body.get("user", {}).get("id", ""))
     if not _may_snooze(deps, user):
-        return {"response_action": "errors", "errors": {REASON_BLOCK: NOT_A_TRIAGER}}
-    choice = snooze_choice({"selected_option": {"value": view.get("private_metadata", "")}})
-    values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
-    reason = str((values.get(REASON_INPUT) or {}).get("value") or "").strip()[:300]
+        return None, NOT_A_TRIAGER
+    reason = typed_reason(view, 300)
     if not reason:
-        return {"response_action": "errors", "errors": {REASON_BLOCK: "Say why."}}
+        return None, "Say why."
+    choice = snooze_choice({"selected_option": {"value": view.get("private_metadata", "")}})
     stored = deps.store.get(choice[0]) if choice else None
     made = new_snooze(stored, choice[1], reason, user, deps.clock()) if stored and choice else None
-    if stored is None or made is None:
-        return {"response_action": "errors", "errors": {REASON_BLOCK: "This cannot be snoozed."}}
+    return made, "" if made else "This cannot be snoozed."
+
+
+def record_snooze(deps: Deps, client: Any, made: Snooze) -> None:
+    """Store the snooze, redraw its alert, and say it in the alert's thread."""
     snooze = deps.store.add_snooze(made)
-    current = deps.store.get(stored.event_id) or stored
+    current = deps.store.get(str(made.event_id))
+    if current is None:
+        return
     update_alert(deps, client, current)
     if current.message.channel and current.message.thread:
+        said = render_snoozed(snooze)
         client.chat_postMessage(
             channel=current.message.channel,
             thread_ts=current.message.thread,
-            text=plain_text(render_snoozed(snooze)),
-            blocks=[section(render_snoozed(snooze))],
+            text=plain_text(said),
+            blocks=[section(said)],
         )
-    return None
 
 
 def register(app: App, deps: Deps) -> None:
-    def ack_click(ack: Ack) -> None:
-        ack()
-
     def key_action(body: dict[str, Any], client: Any, action: dict[str, Any]) -> None:
         handle_key_action(deps, body, client, action)
 
@@ -180,17 +174,12 @@ def register(app: App, deps: Deps) -> None:
         handle_snooze(deps, body, client, action)
 
     def snooze_reason(ack: Ack, body: dict[str, Any], client: Any) -> None:
-        # Validated before the ack: a modal shows its errors only in the ack's response.
-        view = body.get("view") or {}
-        values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
-        if not str((values.get(REASON_INPUT) or {}).get("value") or "").strip():
-            ack(response_action="errors", errors={REASON_BLOCK: "Say why."})
+        made, problem = read_snooze(deps, body)
+        if made is None:
+            ack(response_action="errors", errors={REASON_BLOCK: problem})
             return
         ack()
-        problem = handle_snooze_reason(deps, body, client)
-        if problem is not None:
-            user, _ = _where(body)
-            direct_message(client, user, problem["errors"][REASON_BLOCK])
+        record_snooze(deps, client, made)
 
     app.action(ACTION_DEACTIVATE)(ack=ack_click, lazy=[key_action])
     app.action(ACTION_REACTIVATE)(ack=ack_click, lazy=[key_action])

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 
 from bot.store.engine import Database, aware, utcnow
 from bot.store.schema import findings_table, triage_log
@@ -68,16 +69,19 @@ def decide(
             return Decision(
                 event_id, str(current or status), previous, user_id, stamp, changed=False
             )
-        conn.execute(
-            triage_log.insert().values(
-                event_id=event_id,
-                status=status,
-                previous_status=previous,
-                user_id=user_id,
-                at=stamp,
-            )
-        )
+        _log(conn, event_id, status, previous, user_id, stamp)
     return Decision(event_id, status, previous, user_id, stamp, changed=True)
+
+
+def _log(
+    conn: Connection, event_id: str, status: str, previous: str, user_id: str, at: datetime
+) -> None:
+    """Append a move that happened to the audit log, in the move's own transaction."""
+    conn.execute(
+        triage_log.insert().values(
+            event_id=event_id, status=status, previous_status=previous, user_id=user_id, at=at
+        )
+    )
 
 
 def history(db: Database, event_id: str) -> list[Decision]:
@@ -110,13 +114,5 @@ def confirm_by_actor(db: Database, event_id: str, user_id: str, now: datetime) -
         )
         if result.rowcount != 1:
             return False
-        conn.execute(
-            triage_log.insert().values(
-                event_id=event_id,
-                status=CONFIRMED_BY_ACTOR,
-                previous_status=OPEN,
-                user_id=user_id,
-                at=now,
-            )
-        )
+        _log(conn, event_id, CONFIRMED_BY_ACTOR, OPEN, user_id, now)
     return True

@@ -8,8 +8,9 @@ appended to `audit_log` in the same transaction.
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
@@ -25,7 +26,22 @@ from bot.stored import (
     Snooze,
 )
 
+T = TypeVar("T")
+
 KEYHUNT = "keyhunt"  # the audit log's user for what keyhunt itself did (a timeout)
+
+
+def _from_row(kind: type[T], row: Any) -> T:
+    """A stored dataclass from a row whose columns carry its field names (times made aware:
+    SQLite hands them back naive)."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    found = {k: aware(v) if isinstance(v, datetime) else v for k, v in row.items() if k in names}
+    return kind(**found)
+
+
+def _columns(item: Any, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A stored dataclass as the values of its row."""
+    return {k: v for k, v in asdict(item).items() if k not in leave_out}
 
 
 def audit(
@@ -54,33 +70,24 @@ def read(conn: Connection, event_id: str) -> Engagement | None:
         .order_by(key_actions.c.id.desc())
         .limit(1)
     ).first()
-    latest = _key_action(action._mapping) if action else None
+    latest = _from_row(KeyAction, action._mapping) if action else None
     snoozed = conn.execute(
         select(snoozes)
         .where(snoozes.c.event_id == event_id, snoozes.c.removed_at.is_(None))
         .order_by(snoozes.c.created_at.desc())
         .limit(1)
     ).first()
-    snooze = _snooze(snoozed._mapping) if snoozed else None
+    snooze = _from_row(Snooze, snoozed._mapping) if snoozed else None
     if row is None:
         if latest is None and snooze is None:
             return None
+        # No people resolved (state ""): only what was done to the key, or a snooze.
         return Engagement(None, "", None, "", "", key_action=latest, snooze=snooze)
-    r = row._mapping
-    return Engagement(
-        actor_user=r["actor_user"],
-        actor_via=r["actor_via"] or "",
-        target_user=r["target_user"],
-        target_via=r["target_via"] or "",
-        state=r["state"],
-        dm_channel=r["dm_channel"],
-        dm_ts=r["dm_ts"],
-        asked_at=aware(r["asked_at"]),
-        deadline=aware(r["deadline"]),
-        answered_at=aware(r["answered_at"]),
-        reason=r["reason"],
-        escalated_at=aware(r["escalated_at"]),
-        escalation=r["escalation"],
+    people = _from_row(Engagement, row._mapping)
+    return replace(
+        people,
+        actor_via=people.actor_via or "",
+        target_via=people.target_via or "",
         key_action=latest,
         snooze=snooze,
     )
@@ -224,32 +231,11 @@ def claim_escalation(db: Database, event_id: str, why: str, now: datetime) -> bo
 
 
 # -- containment ---------------------------------------------------------------------------
-def _key_action(r: Any) -> KeyAction:
-    return KeyAction(
-        action=r["action"],
-        user_id=r["user_id"],
-        at=aware(r["at"]) or utcnow(),
-        account_id=r["account_id"],
-        user_name=r["user_name"],
-        access_key_id=r["access_key_id"],
-        watch_until=aware(r["watch_until"]),
-    )
 
 
 def add_key_action(db: Database, event_id: str, action: KeyAction) -> None:
     with db.tx() as conn:
-        conn.execute(
-            key_actions.insert().values(
-                event_id=event_id,
-                account_id=action.account_id,
-                user_name=action.user_name,
-                access_key_id=action.access_key_id,
-                action=action.action,
-                user_id=action.user_id,
-                at=action.at,
-                watch_until=action.watch_until,
-            )
-        )
+        conn.execute(key_actions.insert().values(event_id=event_id, **_columns(action)))
         # A second key is keyhunt's observation, not the deactivating person's act.
         who = KEYHUNT if action.action == "second_key" else action.user_id
         audit(conn, who, action.action, event_id, action.access_key_id, action.at)
@@ -263,44 +249,18 @@ def watches(db: Database, now: datetime) -> list[tuple[str, KeyAction]]:
                 key_actions.c.action == "deactivate", key_actions.c.watch_until > now
             )
         )
-        return [(r.event_id, _key_action(r._mapping)) for r in rows]
+        return [(r.event_id, _from_row(KeyAction, r._mapping)) for r in rows]
 
 
 # -- snoozes -------------------------------------------------------------------------------
-def _snooze(r: Any) -> Snooze:
-    return Snooze(
-        id=r["id"],
-        actor_arn=r["actor_arn"],
-        target_user=r["target_user"],
-        account_id=r["account_id"],
-        reason=r["reason"],
-        created_by=r["created_by"],
-        created_at=aware(r["created_at"]) or utcnow(),
-        expires_at=aware(r["expires_at"]) or utcnow(),
-        event_id=r["event_id"],
-        removed_by=r["removed_by"],
-        removed_at=aware(r["removed_at"]),
-    )
 
 
 def add_snooze(db: Database, snooze: Snooze) -> Snooze:
     """Store a snooze under a fresh short ID (the one `/keyhunt unsnooze` takes)."""
     with db.tx() as conn:
         ident = "s" + secrets.token_hex(3)
-        made = Snooze(**{**snooze.__dict__, "id": ident})
-        conn.execute(
-            snoozes.insert().values(
-                id=made.id,
-                actor_arn=made.actor_arn,
-                target_user=made.target_user,
-                account_id=made.account_id,
-                event_id=made.event_id,
-                reason=made.reason,
-                created_by=made.created_by,
-                created_at=made.created_at,
-                expires_at=made.expires_at,
-            )
-        )
+        made = replace(snooze, id=ident)
+        conn.execute(snoozes.insert().values(**_columns(made)))
         detail = f"{made.id} until {made.expires_at.isoformat()}: {made.reason}"
         audit(conn, made.created_by, "snoozed", made.event_id, detail, made.created_at)
     return made
@@ -320,7 +280,7 @@ def remove_snooze(db: Database, ident: str, user_id: str, now: datetime) -> Snoo
             return None
         row = conn.execute(select(snoozes).where(snoozes.c.id == ident)).first()
         audit(conn, user_id, "unsnoozed", row.event_id if row else None, ident, now)
-        return _snooze(row._mapping) if row else None
+        return _from_row(Snooze, row._mapping) if row else None
 
 
 def active_snoozes(db: Database, now: datetime) -> list[Snooze]:
@@ -330,7 +290,7 @@ def active_snoozes(db: Database, now: datetime) -> list[Snooze]:
             .where(snoozes.c.removed_at.is_(None), snoozes.c.expires_at > now)
             .order_by(snoozes.c.expires_at)
         )
-        return [_snooze(r._mapping) for r in rows]
+        return [_from_row(Snooze, r._mapping) for r in rows]
 
 
 def expired_snoozes(db: Database, start: datetime, end: datetime) -> list[Snooze]:
@@ -345,7 +305,7 @@ def expired_snoozes(db: Database, start: datetime, end: datetime) -> list[Snooze
             )
             .order_by(snoozes.c.expires_at)
         )
-        return [_snooze(r._mapping) for r in rows]
+        return [_from_row(Snooze, r._mapping) for r in rows]
 
 
 # -- the audit trail -----------------------------------------------------------------------

@@ -1300,12 +1300,7 @@ def block_action_body(
         message = {"type": "message", "ts": message_ts, "text": "", "bot_id": _BOT_ID}
     payload: JsonDict = {
         "type": "block_actions",
-        "user": {
-            "id": user_id,
-            "username": user_id.lower(),
-            "name": user_id.lower(),
-            "team_id": team_id,
-        },
+        "user": _user(user_id, team_id),
         "api_app_id": _APP_ID,
         "token": "deprecated-verification-token",
         "container": {
@@ -1371,12 +1366,7 @@ def view_submission_body(
     payload: JsonDict = {
         "type": "view_submission",
         "team": {"id": team_id, "domain": _TEAM_DOMAIN},
-        "user": {
-            "id": user_id,
-            "username": user_id.lower(),
-            "name": user_id.lower(),
-            "team_id": team_id,
-        },
+        "user": _user(user_id, team_id),
         "api_app_id": _APP_ID,
         "token": "deprecated-verification-token",
         "trigger_id": "123.789",
@@ -1391,6 +1381,11 @@ def view_submission_body(
         "is_enterprise_install": False,
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _user(user_id: str, team_id: str) -> JsonDict:
+    """The `user` of an interaction payload, as Slack sends it."""
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id}
 
 
 def _button_text(message: JsonDict, action_id: str) -> JsonDict:

@@ -22,12 +22,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy checks bot dev/keyhunt_dev
 
+# Four pytest workers, a test file each at a time: most tests wait (on CloudTrail's 2 calls/s,
+# on child processes, on Slack's answers) rather than compute, so four overlap on two cores.
+# `make unit PYTEST_WORKERS=` runs them one after the other.
+PYTEST_WORKERS ?= -n 4 --dist loadfile
+
 # PostgreSQL: scripts/test-postgres.sh installs Debian's server if needed and runs a throwaway
 # cluster on loopback for the store, poller, triage and replica tests (they skip without it,
 # and fail under CI=true).
 unit: $(STAMP)
 	@url=$$(scripts/test-postgres.sh start) || url=""; \
-	KEYHUNT_TEST_POSTGRES_URL="$$url" $(BIN)/pytest -q; status=$$?; \
+	KEYHUNT_TEST_POSTGRES_URL="$$url" $(BIN)/pytest -q $(PYTEST_WORKERS); status=$$?; \
 	if [ -n "$$url" ]; then scripts/test-postgres.sh stop; fi; \
 	exit $$status
 

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 
-from bot.bolt_fixes import give_lazy_listeners_their_own_pool, install_body_parser_fix
+from bot.bolt_fixes import (
+    give_lazy_listeners_their_own_pool,
+    install_body_parser_fix,
+    install_socket_mode_mask_fix,
+)
 from bot.health import SchedulerState
 from bot.listeners import Deps, Hunter, register_all
 from bot.settings import Settings
@@ -39,6 +43,7 @@ def create_app(
     containment: Containment | None = None,
 ) -> App:
     install_body_parser_fix()  # `/keyhunt … payload` would otherwise be dropped
+    install_socket_mode_mask_fix()  # masking keys from os.urandom, not the shared `random`
     app = App(
         signing_secret=settings.slack_signing_secret or None,
         client=client,  # carries the bot token and our retry handlers

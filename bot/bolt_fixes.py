@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
 import slack_bolt.request.request as bolt_request
+import slack_sdk.socket_mode.builtin.internals as socket_frames
 from slack_bolt import App
 from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_bolt.request.internals import parse_body as bolt_parse_body
@@ -33,6 +35,20 @@ def install_body_parser_fix() -> None:
     BoltRequest calls the `parse_body` name bound in slack_bolt.request.request, so that is
     the one replaced (slack_bolt.request.internals.parse_body itself is left alone)."""
     bolt_request.parse_body = parse_body_keeping_commands  # type: ignore[attr-defined]
+
+
+# What slack_sdk's Socket Mode client draws each frame's masking key from, in place of the
+# `random` module it imports: os.urandom through SystemRandom's `choices`, the one call made.
+_MASK_KEYS = random.SystemRandom()
+
+
+def install_socket_mode_mask_fix() -> None:
+    """Mask Socket Mode frames with keys from os.urandom instead of the `random` module.
+
+    RFC 6455 (5.3) wants a masking key from a strong source of entropy, and slack_sdk draws
+    it from the shared global generator, advancing its state from the socket's threads on
+    every ack and ping. Idempotent."""
+    socket_frames.random = _MASK_KEYS  # type: ignore[assignment,attr-defined]
 
 
 def give_lazy_listeners_their_own_pool(app: App, workers: int) -> ThreadPoolExecutor:

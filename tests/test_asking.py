@@ -55,7 +55,7 @@ ROLE = "AWSReservedSSO_Admin_0123456789abcdef"
 
 
 def iam() -> Any:
-    return boto3.client("iam", region_name=REGION)
+    return boto3.Session().client("iam", region_name=REGION)  # the env now, not a cached default
 
 
 def sso_key_for_service_user(factory: BotFactory, email: str = "alice@example.com") -> tuple:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import slack_bolt.request.request as bolt_request
+import slack_sdk.socket_mode.builtin.internals as socket_frames
 from slack_bolt import App, BoltRequest
 from slack_bolt.request.internals import parse_body
 
 from bot.bolt_fixes import (
     give_lazy_listeners_their_own_pool,
     install_body_parser_fix,
+    install_socket_mode_mask_fix,
     parse_body_keeping_commands,
 )
 
@@ -53,3 +57,20 @@ def test_lazy_listeners_get_a_pool_that_is_not_bolts_listener_pool() -> None:
         assert pool._max_workers == 3
     finally:
         pool.shutdown(wait=False)
+
+
+def test_socket_mode_frames_are_masked_from_os_urandom_not_the_shared_random() -> None:
+    # Without the fix every frame the bot sends advanced `random`'s global state from the
+    # socket's threads (Hypothesis saw it change under its strategies and failed the slash
+    # command property test); RFC 6455 asks for a strong source of entropy anyway.
+    install_socket_mode_mask_fix()
+    install_socket_mode_mask_fix()
+    assert isinstance(socket_frames.random, random.SystemRandom)
+    before = random.getstate()
+    frames = {socket_frames._build_data_frame_for_sending("ack", 0x1) for _ in range(8)}
+    assert random.getstate() == before
+    assert len(frames) > 1  # each frame its own mask key
+    header = 2 + 4  # FIN|opcode, MASK|length, then the key
+    (frame, *_) = frames
+    key, masked = frame[2:header], frame[header:]
+    assert bytes(b ^ key[i % 4] for i, b in enumerate(masked)) == b"ack"

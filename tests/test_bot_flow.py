@@ -116,7 +116,7 @@ def test_investigate_assigns_the_clicker_and_posts_the_keys_activity_in_the_thre
     bot = make_bot(transport=transport)
     # A real IAM user and key in moto, so IAM can say who owns the key and when it was used.
     user = unique("svc")
-    iam = boto3.client("iam", region_name=REGION)
+    iam = boto3.Session().client("iam", region_name=REGION)  # the env now, not a cached default
     iam.create_user(UserName=user)
     key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
     created = now_utc() - timedelta(hours=2)
@@ -200,7 +200,10 @@ def test_repeated_and_concurrent_clicks_leave_one_audit_entry(make_bot: BotFacto
     assert statuses == [200] * 6
     # One click changed the alert; the seven others were made on the message as it was and
     # are told so, privately, changing nothing (they used to re-render it, eight updates).
+    # The winner stores its decision before it redraws, so the losers' answers can come first.
     wait_for(lambda: len(make_bot.slack.ephemerals) >= 7, what="seven ephemeral answers")
+    wait_for(lambda: make_bot.slack.calls_to("chat.update"), what="the winner's redraw")
+    time.sleep(0.3)  # let any stray second redraw land before counting
     assert len(make_bot.slack.calls_to("chat.update")) == 1
     assert all("nothing changed" in e.text for e in make_bot.slack.ephemerals)
 
@@ -226,8 +229,8 @@ def test_concurrent_investigate_clicks_post_one_investigation(make_bot: BotFacto
     assert statuses == [200] * 4
     # One click wins; the three others were made on the open alert and are told, privately,
     # that it is already being investigated (they used to re-render it: four updates).
+    # The winner stores its decision before it redraws, so the losers' answers can come first.
     wait_for(lambda: len(make_bot.slack.ephemerals) >= 3, what="three ephemeral answers")
-    assert len(make_bot.slack.calls_to("chat.update")) == 1
     stored = bot.store.get(event_id)
     assert stored is not None
     assert stored.message.ts
@@ -235,6 +238,7 @@ def test_concurrent_investigate_clicks_post_one_investigation(make_bot: BotFacto
         lambda: len(make_bot.slack.thread(CHANNEL, str(stored.message.ts))) >= 2, what="a reply"
     )
     time.sleep(0.3)  # let any stray second investigation land before counting
+    assert len(make_bot.slack.calls_to("chat.update")) == 1
 
     history = bot.store.history(event_id)
     assert len(history) == 1

@@ -52,7 +52,7 @@ def template() -> dict[str, Any]:
 @pytest.fixture
 def recorded(clean_fake_aws: FakeAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     aws_environment(monkeypatch, clean_fake_aws.endpoint_url, tmp_path)
-    iam = boto3.client("iam", region_name=REGION)
+    iam = boto3.Session().client("iam", region_name=REGION)  # the env now, not a cached default
     user = unique("deploy-bot")
     iam.create_user(UserName=user)
     key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]

@@ -132,7 +132,7 @@ class Components:
             region_name=queue_region(url),
             config=queue_client_config(self.settings.queue_wait_seconds),
         )
-        return QueueConsumer(
+        consumer = QueueConsumer(
             self.settings,
             self.store,
             self.hunter,
@@ -140,6 +140,8 @@ class Components:
             sqs,
             clock=self.clock,
         )
+        self.state.queue = consumer.state  # /healthz and /keyhunt status report it
+        return consumer
 
     @cached_property
     def leadership(self) -> Leadership:

@@ -11,13 +11,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# Receives failed in a row before /healthz says the real-time path is down (one or two are
+# a blip SQS recovers from; the consumer backs off 2, 4, 8 s between them).
+QUEUE_FAILURES_UNHEALTHY = 3
+
+
+@dataclass
+class QueueState:
+    """What this replica's SQS consumer (bot.realtime) says of itself. Per replica: every
+    replica consumes, so each one's /healthz speaks for its own consumer."""
+
+    running: Callable[[], bool] = lambda: False
+    last_receive: datetime | None = None  # when SQS last answered a receive
+    failures: int = 0  # cycles failed in a row
+    last_error: str | None = None  # the last failure's AWS error code, or its type
+
 
 @dataclass
 class SchedulerState:
-    """What /keyhunt status and /healthz know about the in-process scheduler."""
+    """What /keyhunt status and /healthz know about the in-process scheduler, and about the
+    queue consumer when KEYHUNT_SQS_QUEUE_URL is set (`queue` is None otherwise)."""
 
     alive: Callable[[], bool] = lambda: False
     last_error: str | None = None
+    queue: QueueState | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +43,15 @@ class Health:
     scheduler_alive: bool
     last_poll_age_seconds: float | None
     detail: str
+    queue: QueueHealth | None = None  # None: no queue configured
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    ok: bool
+    running: bool
+    last_receive_age_seconds: float | None
+    consecutive_failures: int
 
 
 class _TargetState(Protocol):
@@ -68,4 +94,24 @@ def assess(
         detail = "no account or region could be read in the last poll"
     else:
         detail = "ok" if ok else "last successful poll too old"
-    return Health(ok, alive, age, detail)
+    queue = assess_queue(state.queue, now)
+    if queue is None or queue.ok:
+        return Health(ok, alive, age, detail, queue)
+    assert state.queue is not None
+    why = (
+        "queue consumer stopped"
+        if not queue.running
+        else f"queue receive failing ({queue.consecutive_failures} in a row: "
+        f"{state.queue.last_error or 'unknown'})"
+    )
+    return Health(False, alive, age, why if ok else f"{detail}; {why}", queue)
+
+
+def assess_queue(state: QueueState | None, now: datetime | None = None) -> QueueHealth | None:
+    """Healthy: the consumer's thread runs and its receives are not failing in a row. None
+    without a queue."""
+    if state is None:
+        return None
+    running = state.running()
+    ok = running and state.failures < QUEUE_FAILURES_UNHEALTHY
+    return QueueHealth(ok, running, poll_age(state.last_receive, now), state.failures)

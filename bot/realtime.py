@@ -36,11 +36,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bot import metrics
 from bot.aws import hunt_options
 from bot.containment import second_keys
+from bot.health import QueueState
 from bot.hunting import Hunter
 from bot.posting import DeliveryReport, Poster
 from bot.settings import Settings
 from bot.store import Store
 from bot.stored import QUEUED
+from checks.awserror import error_of
 from checks.cloudtrail import Throttling
 from checks.eventbridge import IAM_REGION, PoisonMessage, QueuedEvent, read_message
 from checks.realtime import classify_queued
@@ -106,6 +108,8 @@ class QueueConsumer:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # What /healthz and /keyhunt status say of this replica's real-time path.
+        self.state = QueueState(running=lambda: self.running)
 
     # -- one cycle ----------------------------------------------------------------------
     def receive_once(self, wait_seconds: int | None = None) -> CycleReport:
@@ -122,7 +126,9 @@ class QueueConsumer:
         except (ClientError, BotoCoreError):
             metrics.QUEUE_ERRORS.labels("receive").inc()
             raise
-        metrics.LAST_QUEUE_RECEIVE.set(self.clock().timestamp())
+        received_at = self.clock()
+        metrics.LAST_QUEUE_RECEIVE.set(received_at.timestamp())
+        self.state.last_receive = received_at
         messages: list[dict[str, Any]] = list(answer.get("Messages") or [])
         if not messages:
             return CycleReport()
@@ -224,19 +230,29 @@ class QueueConsumer:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        failures = 0
         while not self._stop.is_set():
-            try:
-                self.receive_once()
-                failures = 0
-            except (ClientError, BotoCoreError) as exc:
-                failures += 1
-                log.error("queue receive failed: %s: %s", type(exc).__name__, exc)
-            except Exception:
-                failures += 1
-                log.exception("queue cycle failed; its messages come back")
-            if failures:
-                self._stop.wait(min(MAX_BACKOFF, 2.0**failures))
+            if not self.cycle():
+                self._stop.wait(min(MAX_BACKOFF, 2.0**self.state.failures))
+
+    def cycle(self) -> bool:
+        """One receive cycle that never raises: False, counted in `state`, when it failed."""
+        try:
+            self.receive_once()
+        except (ClientError, BotoCoreError) as exc:
+            self._failed(error_of(exc)[0] if isinstance(exc, ClientError) else None, exc)
+            log.error("queue receive failed: %s: %s", type(exc).__name__, exc)
+            return False
+        except Exception as exc:
+            self._failed(None, exc)
+            log.exception("queue cycle failed; its messages come back")
+            return False
+        self.state.failures, self.state.last_error = 0, None
+        return True
+
+    def _failed(self, code: str | None, exc: Exception) -> None:
+        # The code or the exception's type only: the message may quote a URL or a request.
+        self.state.failures += 1
+        self.state.last_error = str(code or type(exc).__name__)[:100]
 
 
 def consumer_poster(poster: Poster | None, owner: str) -> Poster | None:

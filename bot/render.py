@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.health import QueueState
 from bot.present import (
     account_label,
     hunt_headline,
@@ -655,7 +656,9 @@ def render_status(
     poll_minutes: int,
     scheduler_error: str | None = None,
     names: Mapping[str, str] | None = None,
+    queue: QueueState | None = None,
 ) -> tuple[str, Blocks]:
+    """`queue`: this replica's SQS consumer, when KEYHUNT_SQS_QUEUE_URL is set."""
     last_ok = max((r.finished_at for r in runs if r.ok and r.finished_at), default=None)
     failures = [r for r in runs if not r.ok]
     head = (
@@ -664,6 +667,8 @@ def render_status(
         f"{plural(len(failures), 'failed poll')} in 24 h, {plural(pending, 'post')} pending"
     )
     lines = [f"*{escape(head)}*"]
+    if queue is not None:
+        lines.append(render_queue_line(queue, now))
     if scheduler_error:
         lines.append(f"⚠ last job error: {code(scheduler_error, 300)}")
     unreadable = unreadable_in(runs)
@@ -682,6 +687,20 @@ def render_status(
     if not health:
         lines.append("No account has been polled yet.")
     return head, _chunked_sections(lines, budget=MAX_BLOCKS)
+
+
+def render_queue_line(queue: QueueState, now: datetime) -> str:
+    """The real-time path as this replica sees it; the poll reconciles whatever it misses."""
+    last = ago(queue.last_receive, now) if queue.last_receive else "never"
+    if not queue.running():
+        return "⚠ Real time: this replica's queue consumer has stopped; the poll still reconciles"
+    if queue.failures:
+        return (
+            f"⚠ Real time: {plural(queue.failures, 'failed receive')} in a row "
+            f"({code(queue.last_error or 'unknown', 100)}), last answer {last}; "
+            "the poll still reconciles"
+        )
+    return f"Real time: receiving from the SQS queue, last answer {last}"
 
 
 def render_digest(

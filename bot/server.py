@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -55,6 +56,7 @@ def make_wsgi(
                     "scheduler_alive": state.scheduler_alive,
                     "last_poll_age_seconds": state.last_poll_age_seconds,
                     "detail": state.detail,
+                    "queue": None if state.queue is None else asdict(state.queue),
                 }
             ).encode()
             status = "200 OK" if state.ok else "503 Service Unavailable"

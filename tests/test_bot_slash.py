@@ -307,5 +307,6 @@ def test_healthz_reports_the_scheduler_and_the_last_poll_age(bot: Bot) -> None:
     assert body["scheduler_alive"] is True
     assert isinstance(body["last_poll_age_seconds"], float)
     assert 0 <= body["last_poll_age_seconds"] < 600
-    assert set(body) == {"ok", "scheduler_alive", "last_poll_age_seconds", "detail"}
+    assert set(body) == {"ok", "scheduler_alive", "last_poll_age_seconds", "detail", "queue"}
+    assert body["queue"] is None  # no KEYHUNT_SQS_QUEUE_URL (tests/test_realtime.py has one)
     assert json.dumps(body)  # plain JSON

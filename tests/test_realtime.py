@@ -410,6 +410,47 @@ def test_a_crash_between_store_and_delete_is_redelivered_and_posted_once(
     assert posted_alerts(make_bot.slack) == {event_id_of(record): 1}
 
 
+# ============================================================================== health
+
+
+def test_healthz_and_status_say_whether_this_replica_receives_from_the_queue(
+    make_bot: BotFactory, queue: Queue
+) -> None:
+    bot, consumer = realtime_bot(make_bot, queue, KEYHUNT_QUEUE_WAIT_SECONDS="1")
+    bot.parts.state.alive = lambda: True  # the scheduler, which these tests do not run
+    status, body = bot.healthz()
+    assert (status, body["detail"]) == (503, "queue consumer stopped")
+    assert body["queue"]["running"] is False
+
+    name = queue.url.rsplit("/", 1)[1]
+    consumer.start()
+    try:
+        wait_for(lambda: consumer.state.last_receive, what="a first receive")
+        status, body = bot.healthz()
+        assert (status, body["detail"]) == (200, "ok"), body
+        assert body["queue"]["ok"] is True
+        assert body["queue"]["consecutive_failures"] == 0
+        assert 0 <= body["queue"]["last_receive_age_seconds"] < 60
+        status_reply = bot.slash("status")
+        assert "Real time: receiving from the SQS queue" in str(bot.answer(status_reply.key).body)
+
+        # The queue goes away: receives fail, the consumer backs off (2 s, 4 s), and after
+        # three in a row this replica says its real-time path is down, naming AWS's code.
+        queue.sqs.delete_queue(QueueUrl=queue.url)
+        wait_for(lambda: consumer.state.failures >= 3, 30, "three failed receives")
+        status, body = bot.healthz()
+        assert status == 503
+        assert body["detail"].startswith("queue receive failing (3 in a row: "), body
+        assert "NonExistentQueue" in body["detail"] or "QueueDoesNotExist" in body["detail"]
+        answer = str(bot.answer(bot.slash("status").key).body)
+        assert "3 failed receives in a row" in answer
+        assert "the poll still reconciles" in answer
+    finally:
+        consumer.stop()
+        # the fixture's teardown deletes it again
+        queue.sqs.create_queue(QueueName=name)
+
+
 # ============================================================================== settings
 
 

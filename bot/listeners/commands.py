@@ -97,6 +97,7 @@ def answer(deps: Deps, parsed: Any, user: str = "") -> tuple[str, Any]:
             deps.settings.poll_minutes,
             deps.state.last_error,
             names=deps.hunter.names_for(h.account_id for h in health),
+            queue=deps.state.queue,
         )
     if isinstance(parsed, KeyLookup):
         report = deps.hunter.investigate(parsed.access_key_id, Window(now - MAX_LOOKBACK, now))

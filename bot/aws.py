@@ -13,7 +13,7 @@ from checks.cloudtrail import Throttling
 from checks.hunt import HuntOptions, activity_regions, creation_targets
 from checks.model import Target
 from checks.organizations import fetch_active_accounts
-from checks.sessions import CLIENT_CONFIG, AwsSessions
+from checks.sessions import AwsSessions
 
 
 class NoAccounts(Exception):
@@ -39,8 +39,7 @@ def resolve_accounts(
     """Configured accounts; the Organization's active ones (their names go to `names`); else
     the caller's own."""
     if settings.use_organization:
-        session = sessions.session_for(sessions.caller_account())
-        client = session.client("organizations", region_name="us-east-1", config=CLIENT_CONFIG)
+        client = sessions.client(sessions.caller_account(), "organizations", "us-east-1")
         listed = fetch_active_accounts(client)
         if not listed:  # fail closed: "nothing to search" must never read as "nothing found"
             raise NoAccounts("the AWS Organization lists no ACTIVE account")

@@ -16,7 +16,7 @@ import pytest
 from checks.sessions import AwsSessions
 from keyhunt_dev.aws import FakeAWS
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-from tests.scenario import PEER, REGION
+from tests.scenario import CALLER, PEER, REGION
 
 ROLE = f"arn:aws:iam::{PEER}:role/KeyHuntReadOnly"
 
@@ -84,3 +84,31 @@ def test_credentials_are_assumed_again_before_they_expire(fake: FakeAWS) -> None
     lookup(sessions)
     assert fake.assumed_roles == [ROLE, ROLE]
     assert len(fake.lookup_calls(PEER)) == 4
+
+
+def test_every_account_signs_with_its_own_credentials_though_they_share_one_session(
+    fake: FakeAWS,
+) -> None:
+    """Role accounts' clients are built from one botocore session (building one per account
+    cost a 1,000-account hunt ~10 s of CPU); each must still carry its own account's
+    credentials, however the clients are built at once from many threads."""
+    sessions = sessions_with(Clock())
+    accounts = [f"{n:012d}" for n in range(555500000001, 555500000013)]
+    accounts.append(sessions.caller_account())
+
+    def who(account: str) -> tuple[str, str]:
+        sts = sessions.client(account, "sts", REGION)
+        return account, str(sts.get_caller_identity()["Arn"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(who, accounts * 2))
+
+    for account, arn in answers:
+        if account == CALLER:
+            assert arn.split(":")[4] == CALLER
+            assert ":assumed-role/" not in arn
+        else:
+            assert arn.startswith(f"arn:aws:sts::{account}:assumed-role/KeyHuntReadOnly/")
+    assert sorted(fake.assumed_roles) == sorted(
+        f"arn:aws:iam::{a}:role/KeyHuntReadOnly" for a in accounts if a != CALLER
+    )

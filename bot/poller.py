@@ -27,6 +27,7 @@ from bot.store import PollRun, Store, StoredFinding
 from bot.stored import POLLED, RECONCILED
 from checks.awserror import AwsReadFailed
 from checks.followup import followups_of, raised_severity
+from checks.hunt import activity_regions
 from checks.model import FATAL_STAGES, Target, TargetError, Window
 from checks.sessions import AssumeRoleFailed
 
@@ -155,29 +156,42 @@ class Poller:
 
     def _follow_up(self, now: datetime) -> int:
         """What open keys younger than FOLLOW_UP_FOR have done since: one LookupEvents by
-        AccessKeyId per key (a page each), in the finding's own account and region, targets
-        in parallel. At most FOLLOW_UPS_PER_TARGET keys per target and poll, taken in turn,
+        AccessKeyId per key (a page each) in each region its calls are looked for
+        (checks.hunt.activity_regions: us-east-1, then the configured ones) of the finding's
+        account, targets in parallel: a key that turns GuardDuty off or stops a trail in
+        eu-west-1 is recorded there only. At most FOLLOW_UPS_PER_TARGET keys per target and
+        poll, taken in turn,
         so a burst of new keys never makes the poll wait on its own rate limit (2 calls/s per
         target). A call that matters (checks.danger) is added to the finding, raises it to at
         least high and updates its alert in place. Best effort: a key that cannot be read now
         is read at a later poll. Returns how many findings changed."""
         due: dict[Target, list[StoredFinding]] = defaultdict(list)
+        regions = activity_regions(self.settings.regions)
         for stored in self.store.open_findings():
             event, target = stored.finding.event, stored.finding.target
             young = now - event.event_time <= FOLLOW_UP_FOR and stored.stored_at < now
             if event.access_key_id and target and young:
-                due[target].append(stored)
+                for region in regions:
+                    due[Target(target.account_id, region)].append(stored)
         if not due:
             return 0
         turn, self._follow_up_turn = self._follow_up_turn, self._follow_up_turn + 1
         chosen = {target: _in_turn(found, turn) for target, found in due.items()}
         workers = min(self.settings.max_workers, len(chosen))
         with ThreadPoolExecutor(workers, thread_name_prefix="keyhunt-follow-up") as pool:
-            changed = pool.map(lambda i: self._follow_up_target(i[0], i[1], now), chosen.items())
-            return sum(changed)
+            each = pool.map(lambda i: self._follow_up_target(i[0], i[1], now), chosen.items())
+            changed = set().union(*each)
+        # One redraw per alert, however many of its regions added to it.
+        if self.poster is not None:
+            for event_id in sorted(changed):
+                self.poster.refresh(event_id)
+        return len(changed)
 
-    def _follow_up_target(self, target: Target, found: list[StoredFinding], now: datetime) -> int:
-        changed = 0
+    def _follow_up_target(
+        self, target: Target, found: list[StoredFinding], now: datetime
+    ) -> set[str]:
+        """The event IDs of `found` whose findings this target's calls added to."""
+        changed: set[str] = set()
         for stored in found:
             finding = stored.finding
             key = str(finding.event.access_key_id)
@@ -193,10 +207,8 @@ class Poller:
             lines = followups_of(finding, activity)
             severity = raised_severity(finding, lines)
             if lines and self.store.add_followups(stored.event_id, lines, severity):
-                changed += 1
+                changed.add(stored.event_id)
                 metrics.FOLLOW_UPS.inc()
-                if self.poster is not None:
-                    self.poster.refresh(stored.event_id)
         return changed
 
     def _windows(self, targets: list[Target], now: datetime) -> dict[Window, list[Target]]:

@@ -170,6 +170,43 @@ def test_a_later_poll_raises_the_posted_alert_in_place_once(make_bot: BotFactory
     assert len(make_bot.slack.calls_to("chat.update")) == 1
 
 
+def test_a_poll_follows_a_key_into_every_configured_region_and_redraws_once(
+    make_bot: BotFactory,
+) -> None:
+    """A key's IAM calls are recorded in us-east-1, but turning GuardDuty off in eu-west-1 is
+    recorded in eu-west-1 only: the poll reads each configured region, and the alert,
+    raised by both, is redrawn once."""
+    bot = make_bot(KEYHUNT_REGIONS="eu-west-1")  # us-east-1 is read whatever the setting
+    key, made = new_key_id(), now_utc() - timedelta(hours=1)
+    (event_id,) = make_bot.seed(self_key(made, user="erin", key=key))
+    bot.poll()
+    make_bot.seed(attach(key, "erin", made + timedelta(minutes=10), "erin"))
+    tamper = r.api_call(
+        r.iam_user(CALLER, "erin", access_key=key),
+        CALLER,
+        made + timedelta(minutes=12),
+        "guardduty.amazonaws.com",
+        "DeleteDetector",
+        region="eu-west-1",
+        read_only=False,
+        request={"detectorId": "12abc34d567e8fa901bc2d34e56789f0"},
+    )
+    make_bot.aws.add_events(CALLER, "eu-west-1", [tamper])
+
+    outcome = bot.poll()
+
+    assert outcome.followed_up == 1
+    raised = bot.store.get(event_id)
+    assert raised is not None
+    assert raised.finding.severity is Severity.HIGH  # follow-ups raise to high (checks.followup)
+    assert set(raised.finding.followups) == {
+        "attached AdministratorAccess to erin",
+        "deleted GuardDuty detector 12abc34d567e8fa901bc2d34e56789f0",
+    }
+    assert len(make_bot.slack.calls_to("chat.update")) == 1
+    assert bot.poll().followed_up == 0
+
+
 def test_a_poll_reads_a_few_keys_per_target_and_the_rest_in_turn(make_bot: BotFactory) -> None:
     """A burst of new keys never makes the poll wait on the target's 2 calls/s: at most
     FOLLOW_UPS_PER_TARGET keys a poll, every key read within a few polls."""

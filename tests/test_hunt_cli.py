@@ -573,8 +573,14 @@ def test_suppressed_findings_are_still_shown(
 # --------------------------------------------------------------------------- keyhunt key
 
 
+@pytest.mark.parametrize(
+    "regions",
+    # us-east-1 left out: the creation and the key's IAM and STS calls are still read there
+    [f"{REGION},{OTHER_REGION}", OTHER_REGION],
+    ids=["both-regions", "us-east-1-left-out"],
+)
 def test_key_investigation_finds_creation_activity_and_iam_status(
-    keyhunt: Keyhunt, fake: FakeAWS
+    keyhunt: Keyhunt, fake: FakeAWS, regions: str
 ) -> None:
     iam = boto3.client(
         "iam",
@@ -625,7 +631,7 @@ def test_key_investigation_finds_creation_activity_and_iam_status(
     )
     fake.add_events(CALLER, REGION, [creation, *used, other_key])
     fake.add_events(CALLER, OTHER_REGION, [elsewhere])
-    env = {"KEYHUNT_ACCOUNTS": CALLER, "KEYHUNT_REGIONS": f"{REGION},{OTHER_REGION}"}
+    env = {"KEYHUNT_ACCOUNTS": CALLER, "KEYHUNT_REGIONS": regions}
 
     as_json = keyhunt("key", key, "--last", "7d", "--format", "json", **env)
     as_table = keyhunt("key", key, "--last", "7d", **env)

@@ -31,11 +31,17 @@ from checks.parse import (
     parse_record,
 )
 from checks.ratelimit import RateLimiter
+from checks.sessions import calling_for
 
 log = logging.getLogger(__name__)
 
-# One limiter per client object: clients are cached per target and shared between hunts.
-_gates: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+# The limiters of each botocore client, by (operation, account it calls for): clients are
+# cached and shared between hunts, and a role account's are shared with every other role
+# account (checks.sessions), so a client's hooks pick the calling account's limiter.
+_gates: weakref.WeakKeyDictionary[Any, dict[tuple[str, str | None], RateLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+_hooked: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 _gates_lock = threading.Lock()
 
 PAGE_SIZE = 50  # LookupEvents' maximum
@@ -60,34 +66,48 @@ def gate_client(
     operation: str = "cloudtrail.LookupEvents",
     window_seconds: float | None = LOOKUP_WINDOW,
 ) -> RateLimiter:
-    """Route every `operation` HTTP attempt of this client, retries included, through one
-    limiter, however many hunts use the client at once (one limiter per client: a CloudTrail
-    client's LookupEvents, an IAM client's calls, never both on one gate).
+    """Route every `operation` HTTP attempt of this client's account, retries included,
+    through one limiter, however many hunts use the client at once (one limiter per account
+    and operation: a CloudTrail client's LookupEvents, an IAM client's calls, never both on
+    one gate).
 
     `before-send` fires once per attempt, so botocore's own retries are held to the rate
     too, and `response-received` once per attempt on the same thread, failed or not: it
     stamps the answer the limiter's window counts from. The hooks are registered once per
-    client (clients are cached and shared).
+    botocore client and operation, and find the limiter of the account the calling thread
+    calls for (`calling_for`; None for the caller's own clients, which are not shared).
     """
+    shared = getattr(client, "shared", client)  # an AccountClient's botocore client
+    account: str | None = getattr(client, "account_id", None)
     with _gates_lock:
-        limiter = _gates.get(client)
+        limiters = _gates.setdefault(shared, {})
+        hooked = _hooked.setdefault(shared, set())
+        if operation not in hooked:
+            _hook(shared, operation, limiters)
+            hooked.add(operation)
+        limiter = limiters.get((operation, account))
         if limiter is None:
             limiter = RateLimiter(rate_per_second, window_seconds=window_seconds)
-            gate, in_flight = limiter, threading.local()
-
-            def before_send(**_: Any) -> None:
-                in_flight.slot = gate.acquire()
-
-            def response_received(**_: Any) -> None:
-                slot = getattr(in_flight, "slot", None)
-                if slot is not None:
-                    in_flight.slot = None
-                    gate.answered(slot)
-
-            client.meta.events.register(f"before-send.{operation}", before_send)
-            client.meta.events.register(f"response-received.{operation}", response_received)
-            _gates[client] = limiter
+            limiters[(operation, account)] = limiter
         return limiter
+
+
+def _hook(shared: Any, operation: str, limiters: dict[tuple[str, str | None], RateLimiter]) -> None:
+    in_flight = threading.local()
+
+    def before_send(**_: Any) -> None:
+        gate = limiters.get((operation, calling_for()))
+        in_flight.held = None if gate is None else (gate, gate.acquire())
+
+    def response_received(**_: Any) -> None:
+        held = getattr(in_flight, "held", None)
+        if held is not None:
+            in_flight.held = None
+            gate, slot = held
+            gate.answered(slot)
+
+    shared.meta.events.register(f"before-send.{operation}", before_send)
+    shared.meta.events.register(f"response-received.{operation}", response_received)
 
 
 def fetch_pages(

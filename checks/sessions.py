@@ -2,6 +2,14 @@
 
 Constructors do no I/O. The first call that needs the caller's identity or a role makes it,
 from a worker thread, so a slow or denied AssumeRole only holds up its own account.
+
+Every role account shares one client per (service, region): a botocore client costs ~4 ms of
+CPU and most of a MiB to build, 1,000 accounts a second per service and a GiB. Each account
+gets an `AccountClient`, which names its account around every call it makes; the shared
+client signs with the credentials of the account named on the calling thread, and with none
+when no account is named (botocore then refuses to send), so a request can never go out
+signed for an account other than the one whose client made it. What the thread is calling
+for is `calling_for()`: the rate limiters (checks.cloudtrail.gate_client) count by it.
 """
 
 from __future__ import annotations
@@ -9,13 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import RefreshableCredentials
+from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,93 @@ CLIENT_CONFIG = Config(
     read_timeout=20,
     user_agent_extra="keyhunt",
 )
+# A client every role account shares is called from every hunt thread at once: its connection
+# pool holds that many (urllib3 would otherwise open and drop connections beyond its 10).
+SHARED_CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(max_pool_connections=128))
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    account_id: str
+    credentials: RefreshableCredentials
+
+
+_CALLING_FOR: ContextVar[_Binding | None] = ContextVar("keyhunt_calling_for", default=None)
+
+
+def calling_for() -> str | None:
+    """The role account the current thread's AWS call is made for; None outside such a call
+    and for the caller's own clients."""
+    binding = _CALLING_FOR.get()
+    return None if binding is None else binding.account_id
+
+
+class _CallingAccountCredentials(Credentials):
+    """The credentials of a shared client: the account named on the calling thread's, read
+    when botocore signs; none outside an AccountClient's call."""
+
+    def __init__(self) -> None:  # no keys of its own: nothing to fall back to
+        pass
+
+    @property
+    def method(self) -> str:  # type: ignore[override]
+        """Where the credentials in use came from ("sts-assume-role"), as botocore says."""
+        binding = _CALLING_FOR.get()
+        return "none" if binding is None else str(binding.credentials.method)
+
+    def _current(self) -> ReadOnlyCredentials:
+        binding = _CALLING_FOR.get()
+        if binding is None:
+            raise NoCredentialsError()
+        return binding.credentials.get_frozen_credentials()
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        return self._current()
+
+    @property
+    def access_key(self) -> str:  # type: ignore[override]
+        return str(self._current().access_key)
+
+    @property
+    def secret_key(self) -> str:  # type: ignore[override]
+        return str(self._current().secret_key)
+
+    @property
+    def token(self) -> str | None:  # type: ignore[override]
+        token = self._current().token
+        return None if token is None else str(token)
+
+    @property
+    def account_id(self) -> str | None:
+        binding = _CALLING_FOR.get()
+        return None if binding is None else binding.account_id
+
+
+class AccountClient:
+    """One role account's client: the shared client of its service and region, with the
+    account named around each API call. Operations only: a paginator's later pages would be
+    fetched unnamed and refused (NoCredentialsError), so page with NextToken instead."""
+
+    def __init__(self, shared: Any, binding: _Binding) -> None:
+        self.shared = shared
+        self.account_id = binding.account_id
+        self._binding = binding
+        self._operations = frozenset(shared.meta.method_to_api_mapping)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.shared, name)
+        if name not in self._operations:
+            return attribute  # meta, exceptions, can_paginate, ...
+        binding = self._binding
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            token = _CALLING_FOR.set(binding)
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                _CALLING_FOR.reset(token)
+
+        return call
 
 
 class AssumeRoleFailed(Exception):
@@ -61,7 +159,6 @@ class AwsSessions:
         self._build_lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, RefreshableCredentials] = {}
-        self._roles: boto3.Session | None = None
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._caller_account: str | None = None
 
@@ -74,49 +171,49 @@ class AwsSessions:
             return self._caller_account
 
     def client(self, account_id: str, service: str, region: str) -> Any:
-        """A client per (account, service, region), built once and shared: clients are
-        thread-safe. The caller's account uses the base session; every other account's
-        clients come from one botocore session of their own (`_role_session`), each client
-        bound at its creation to that account's refreshable credentials."""
+        """The caller's own account: a client of the base session. Any other: its
+        AccountClient over the shared client of (service, region). Both built once and kept;
+        clients are thread-safe."""
         key = (account_id, service, region)
         with self._lock:
             cached = self._clients.get(key)
         if cached is not None:
             return cached
-        own = account_id == self.caller_account()
-        credentials = None if own else self._role_credentials(account_id)
+        if account_id == self.caller_account():
+            client = self._built(key, lambda: self._own_client(service, region))
+        else:
+            binding = _Binding(account_id, self._role_credentials(account_id))
+            shared = self._built(
+                ("", service, region), lambda: self._shared_client(service, region)
+            )
+            client = AccountClient(shared, binding)
+        with self._lock:
+            return self._clients.setdefault(key, client)
+
+    def _built(self, key: tuple[str, str, str], build: Callable[[], Any]) -> Any:
         with self._build_lock:  # boto3 sessions are not thread-safe: one client at a time
             client = self._clients.get(key)
             if client is None:
-                client = self._build(service, region, credentials)
+                client = build()
                 with self._lock:
                     self._clients[key] = client
             return client
 
-    def _build(self, service: str, region: str, credentials: RefreshableCredentials | None) -> Any:
-        if credentials is None:
-            return self._base.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
-        session = self._role_session()
-        core = session._session
-        # A botocore session binds a new client to the credentials object it holds then;
-        # it has no public setter for a refreshable one, so it is handed this account's for
-        # the one creation (under _build_lock) and forgets it after. One session for every
-        # account instead of one each: building a botocore session registers its ~100
-        # built-in handlers, about 10 ms of CPU, 10 s of a 1,000-account hunt.
-        core._credentials = credentials  # type: ignore[attr-defined]
-        try:
-            return session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
-        finally:
-            core._credentials = None  # type: ignore[attr-defined]
+    def _own_client(self, service: str, region: str) -> Any:
+        base: Any = self._base  # service names are dynamic here
+        return base.client(service, region_name=region, config=CLIENT_CONFIG)
 
-    def _role_session(self) -> boto3.Session:
-        if self._roles is None:
-            core = botocore.session.get_session()
-            # Share the base session's loader: it caches the service models, which would
-            # otherwise be read and parsed again (~0.1 s of CPU per service).
-            core.register_component("data_loader", self._base._session.get_component("data_loader"))
-            self._roles = boto3.Session(botocore_session=core, region_name=self._base.region_name)
-        return self._roles
+    def _shared_client(self, service: str, region: str) -> Any:
+        """A client of a session of its own whose credentials are the calling account's.
+        botocore binds a new client to the credentials object its session holds and has no
+        public setter for one that is not static keys."""
+        core = botocore.session.get_session()
+        # Share the base session's loader: it caches the service models, which would
+        # otherwise be read and parsed again (~0.1 s of CPU per service).
+        core.register_component("data_loader", self._base._session.get_component("data_loader"))
+        core._credentials = _CallingAccountCredentials()  # type: ignore[attr-defined]
+        session: Any = boto3.Session(botocore_session=core, region_name=self._base.region_name)
+        return session.client(service, region_name=region, config=SHARED_CLIENT_CONFIG)
 
     def _role_credentials(self, account_id: str) -> RefreshableCredentials:
         with self._lock:

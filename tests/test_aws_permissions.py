@@ -250,16 +250,15 @@ class Recorder:
         def create_client(session: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
             client = original(session, *args, **kwargs)
             credentials = session.get_credentials()
-            kind = (
-                "explicit"
-                if kwargs.get("aws_access_key_id")
-                else str(getattr(credentials, "method", "none"))
-            )
+            explicit = bool(kwargs.get("aws_access_key_id"))
             prefix = client.meta.service_model.signing_name  # IAM's action prefix
 
             def record(model: Any, params: dict[str, Any], **_: Any) -> None:
                 if not self.flow:
                     return
+                # Read at each call: a client every role account shares (checks.sessions)
+                # signs with the calling account's credentials, whose method is theirs.
+                kind = "explicit" if explicit else str(getattr(credentials, "method", "none"))
                 action = f"{prefix}:{model.name}"
                 call = AwsCall(self.flow, BATCH_ACTIONS.get(action, action), kind, dict(params))
                 with self._lock:

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import NoCredentialsError
 
+from checks.cloudtrail import gate_client
 from checks.sessions import AwsSessions
 from keyhunt_dev.aws import FakeAWS
 from tests.conftest import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
@@ -112,3 +114,30 @@ def test_every_account_signs_with_its_own_credentials_though_they_share_one_sess
     assert sorted(fake.assumed_roles) == sorted(
         f"arn:aws:iam::{a}:role/KeyHuntReadOnly" for a in accounts if a != CALLER
     )
+
+
+def test_a_shared_client_called_for_no_account_sends_nothing(fake: FakeAWS) -> None:
+    """Fail closed: outside an account's own client, the shared client has no credentials to
+    sign with (it never falls back to keyhunt's own), so nothing leaves the process."""
+    sessions = sessions_with(Clock())
+    one, other = (
+        sessions.client(PEER, "cloudtrail", REGION),
+        sessions.client("555500000099", "cloudtrail", REGION),
+    )
+    assert one.shared is other.shared  # one botocore client for every role account
+    before = len(fake.lookup_calls(PEER))
+    with pytest.raises(NoCredentialsError):
+        one.shared.lookup_events(MaxResults=1)
+    assert len(fake.lookup_calls(PEER)) == before
+    one.lookup_events(MaxResults=1)  # through the account's client it is signed and sent
+    assert len(fake.lookup_calls(PEER)) == before + 1
+
+
+def test_accounts_sharing_a_client_keep_limiters_of_their_own(fake: FakeAWS) -> None:
+    sessions = sessions_with(Clock())
+    one, other = (
+        sessions.client(PEER, "cloudtrail", REGION),
+        sessions.client("555500000099", "cloudtrail", REGION),
+    )
+    assert gate_client(one, 2.0) is gate_client(one, 2.0)
+    assert gate_client(one, 2.0) is not gate_client(other, 2.0)

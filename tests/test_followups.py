@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.render import render_alert, render_investigation
 from bot.store import Store
@@ -37,10 +38,17 @@ NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 
-def attach(key: str, user: str, when: datetime, to: str, ip: str = "198.51.100.7") -> dict:
+def called(key: str, user: str, when: datetime, source: str, name: str, **details: Any) -> dict:
+    """A call IAM user `user` made with `key` in CALLER's account."""
     return r.api_call(
-        r.iam_user(CALLER, user, access_key=key),
-        CALLER,
+        r.iam_user(CALLER, user, access_key=key), CALLER, when, source, name, **details
+    )
+
+
+def attach(key: str, user: str, when: datetime, to: str, ip: str = "198.51.100.7") -> dict:
+    return called(
+        key,
+        user,
         when,
         "iam.amazonaws.com",
         "AttachUserPolicy",
@@ -120,9 +128,9 @@ def test_the_alert_says_it_first_and_hostile_names_stay_text() -> None:
 def test_the_investigation_puts_the_calls_that_matter_first() -> None:
     key = new_key_id()
     creation = finding_of(self_key(NOW, user="bob", key=key))
-    listing = r.api_call(
-        r.iam_user(CALLER, "bob", access_key=key),
-        CALLER,
+    listing = called(
+        key,
+        "bob",
         NOW + timedelta(minutes=1),
         "s3.amazonaws.com",
         "ListBuckets",
@@ -181,9 +189,9 @@ def test_a_poll_follows_a_key_into_every_configured_region_and_redraws_once(
     (event_id,) = make_bot.seed(self_key(made, user="erin", key=key))
     bot.poll()
     make_bot.seed(attach(key, "erin", made + timedelta(minutes=10), "erin"))
-    tamper = r.api_call(
-        r.iam_user(CALLER, "erin", access_key=key),
-        CALLER,
+    tamper = called(
+        key,
+        "erin",
         made + timedelta(minutes=12),
         "guardduty.amazonaws.com",
         "DeleteDetector",

@@ -52,6 +52,7 @@ class QueueHealth:
     running: bool
     last_receive_age_seconds: float | None
     consecutive_failures: int
+    last_error: str | None  # an AWS error code or an exception's type, never its message
 
 
 class _TargetState(Protocol):
@@ -97,12 +98,11 @@ def assess(
     queue = assess_queue(state.queue, now)
     if queue is None or queue.ok:
         return Health(ok, alive, age, detail, queue)
-    assert state.queue is not None
     why = (
         "queue consumer stopped"
         if not queue.running
         else f"queue receive failing ({queue.consecutive_failures} in a row: "
-        f"{state.queue.last_error or 'unknown'})"
+        f"{queue.last_error or 'unknown'})"
     )
     return Health(False, alive, age, why if ok else f"{detail}; {why}", queue)
 
@@ -114,4 +114,5 @@ def assess_queue(state: QueueState | None, now: datetime | None = None) -> Queue
         return None
     running = state.running()
     ok = running and state.failures < QUEUE_FAILURES_UNHEALTHY
-    return QueueHealth(ok, running, poll_age(state.last_receive, now), state.failures)
+    age = poll_age(state.last_receive, now)
+    return QueueHealth(ok, running, age, state.failures, state.last_error)

@@ -160,11 +160,11 @@ class Poller:
         (checks.hunt.activity_regions: us-east-1, then the configured ones) of the finding's
         account, targets in parallel: a key that turns GuardDuty off or stops a trail in
         eu-west-1 is recorded there only. At most FOLLOW_UPS_PER_TARGET keys per target and
-        poll, taken in turn,
-        so a burst of new keys never makes the poll wait on its own rate limit (2 calls/s per
-        target). A call that matters (checks.danger) is added to the finding, raises it to at
-        least high and updates its alert in place. Best effort: a key that cannot be read now
-        is read at a later poll. Returns how many findings changed."""
+        poll, taken in turn, so a burst of new keys never makes the poll wait on its own rate
+        limit (2 calls/s per target). A call that matters (checks.danger) is added to the
+        finding, raises it to at least high and updates its alert in place. Best effort: a
+        key that cannot be read now is read at a later poll. Returns how many findings
+        changed."""
         due: dict[Target, list[StoredFinding]] = defaultdict(list)
         regions = activity_regions(self.settings.regions)
         for stored in self.store.open_findings():

@@ -691,9 +691,9 @@ def render_status(
 
 def render_queue_line(queue: QueueState, now: datetime) -> str:
     """The real-time path as this replica sees it; the poll reconciles whatever it misses."""
-    last = ago(queue.last_receive, now) if queue.last_receive else "never"
     if not queue.running():
         return "⚠ Real time: this replica's queue consumer has stopped; the poll still reconciles"
+    last = ago(queue.last_receive, now) if queue.last_receive else "never"
     if queue.failures:
         return (
             f"⚠ Real time: {plural(queue.failures, 'failed receive')} in a row "

@@ -35,13 +35,11 @@ from checks.sessions import calling_for
 
 log = logging.getLogger(__name__)
 
-# The limiters of each botocore client, by (operation, account it calls for): clients are
-# cached and shared between hunts, and a role account's are shared with every other role
-# account (checks.sessions), so a client's hooks pick the calling account's limiter.
-_gates: weakref.WeakKeyDictionary[Any, dict[tuple[str, str | None], RateLimiter]] = (
-    weakref.WeakKeyDictionary()
-)
-_hooked: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+# The limiters of each botocore client, by operation (each hooked once), then by the account
+# it calls for: clients are cached and shared between hunts, and a role account's are shared
+# with every other role account (checks.sessions), so the hooks pick the calling account's.
+_Limiters = dict[str | None, RateLimiter]
+_gates: weakref.WeakKeyDictionary[Any, dict[str, _Limiters]] = weakref.WeakKeyDictionary()
 _gates_lock = threading.Lock()
 
 PAGE_SIZE = 50  # LookupEvents' maximum
@@ -80,23 +78,24 @@ def gate_client(
     shared = getattr(client, "shared", client)  # an AccountClient's botocore client
     account: str | None = getattr(client, "account_id", None)
     with _gates_lock:
-        limiters = _gates.setdefault(shared, {})
-        hooked = _hooked.setdefault(shared, set())
-        if operation not in hooked:
+        operations = _gates.setdefault(shared, {})
+        limiters = operations.get(operation)
+        if limiters is None:
+            limiters = operations[operation] = {}
             _hook(shared, operation, limiters)
-            hooked.add(operation)
-        limiter = limiters.get((operation, account))
+        limiter = limiters.get(account)
         if limiter is None:
-            limiter = RateLimiter(rate_per_second, window_seconds=window_seconds)
-            limiters[(operation, account)] = limiter
+            limiter = limiters[account] = RateLimiter(
+                rate_per_second, window_seconds=window_seconds
+            )
         return limiter
 
 
-def _hook(shared: Any, operation: str, limiters: dict[tuple[str, str | None], RateLimiter]) -> None:
+def _hook(shared: Any, operation: str, limiters: _Limiters) -> None:
     in_flight = threading.local()
 
     def before_send(**_: Any) -> None:
-        gate = limiters.get((operation, calling_for()))
+        gate = limiters.get(calling_for())
         in_flight.held = None if gate is None else (gate, gate.acquire())
 
     def response_received(**_: Any) -> None:

@@ -40,7 +40,8 @@ CLIENT_CONFIG = Config(
     user_agent_extra="keyhunt",
 )
 # A client every role account shares is called from every hunt thread at once: its connection
-# pool holds that many (urllib3 would otherwise open and drop connections beyond its 10).
+# pool holds as many as KEYHUNT_MAX_WORKERS allows (128), where urllib3 would otherwise open
+# and drop connections beyond its default 10.
 SHARED_CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(max_pool_connections=128))
 
 
@@ -61,11 +62,18 @@ def calling_for() -> str | None:
 
 
 class _CallingAccountCredentials(Credentials):
-    """The credentials of a shared client: the account named on the calling thread's, read
-    when botocore signs; none outside an AccountClient's call."""
+    """The credentials of a shared client: those of the account named on the calling thread,
+    read when botocore signs; none outside an AccountClient's call. It holds no keys of its
+    own, so there is nothing to fall back to."""
 
-    def __init__(self) -> None:  # no keys of its own: nothing to fall back to
+    def __init__(self) -> None:
         pass
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        binding = _CALLING_FOR.get()
+        if binding is None:
+            raise NoCredentialsError()
+        return binding.credentials.get_frozen_credentials()
 
     @property
     def method(self) -> str:  # type: ignore[override]
@@ -73,32 +81,9 @@ class _CallingAccountCredentials(Credentials):
         binding = _CALLING_FOR.get()
         return "none" if binding is None else str(binding.credentials.method)
 
-    def _current(self) -> ReadOnlyCredentials:
-        binding = _CALLING_FOR.get()
-        if binding is None:
-            raise NoCredentialsError()
-        return binding.credentials.get_frozen_credentials()
-
-    def get_frozen_credentials(self) -> ReadOnlyCredentials:
-        return self._current()
-
     @property
-    def access_key(self) -> str:  # type: ignore[override]
-        return str(self._current().access_key)
-
-    @property
-    def secret_key(self) -> str:  # type: ignore[override]
-        return str(self._current().secret_key)
-
-    @property
-    def token(self) -> str | None:  # type: ignore[override]
-        token = self._current().token
-        return None if token is None else str(token)
-
-    @property
-    def account_id(self) -> str | None:
-        binding = _CALLING_FOR.get()
-        return None if binding is None else binding.account_id
+    def account_id(self) -> str | None:  # botocore's endpoint rules may ask for it
+        return calling_for()
 
 
 class AccountClient:
@@ -110,11 +95,10 @@ class AccountClient:
         self.shared = shared
         self.account_id = binding.account_id
         self._binding = binding
-        self._operations = frozenset(shared.meta.method_to_api_mapping)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.shared, name)
-        if name not in self._operations:
+        if name not in self.shared.meta.method_to_api_mapping:
             return attribute  # meta, exceptions, can_paginate, ...
         binding = self._binding
 
@@ -159,7 +143,9 @@ class AwsSessions:
         self._build_lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, RefreshableCredentials] = {}
-        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._own: dict[tuple[str, str], Any] = {}  # the caller's account's clients
+        self._shared: dict[tuple[str, str], Any] = {}  # every role account's
+        self._roles: boto3.Session | None = None  # the session the shared clients come from
         self._caller_account: str | None = None
 
     def caller_account(self) -> str:
@@ -171,48 +157,49 @@ class AwsSessions:
             return self._caller_account
 
     def client(self, account_id: str, service: str, region: str) -> Any:
-        """The caller's own account: a client of the base session. Any other: its
-        AccountClient over the shared client of (service, region). Both built once and kept;
-        clients are thread-safe."""
-        key = (account_id, service, region)
-        with self._lock:
-            cached = self._clients.get(key)
-        if cached is not None:
-            return cached
+        """The caller's own account: a client of the base session. Any other: an
+        AccountClient over the client of (service, region) every role account shares. Each
+        botocore client is built once and kept; clients are thread-safe."""
         if account_id == self.caller_account():
-            client = self._built(key, lambda: self._own_client(service, region))
-        else:
-            binding = _Binding(account_id, self._role_credentials(account_id))
-            shared = self._built(
-                ("", service, region), lambda: self._shared_client(service, region)
-            )
-            client = AccountClient(shared, binding)
-        with self._lock:
-            return self._clients.setdefault(key, client)
+            return self._kept(self._own, service, region, self._own_client)
+        credentials = self._role_credentials(account_id)
+        shared = self._kept(self._shared, service, region, self._shared_client)
+        return AccountClient(shared, _Binding(account_id, credentials))
 
-    def _built(self, key: tuple[str, str, str], build: Callable[[], Any]) -> Any:
-        with self._build_lock:  # boto3 sessions are not thread-safe: one client at a time
-            client = self._clients.get(key)
-            if client is None:
-                client = build()
-                with self._lock:
-                    self._clients[key] = client
-            return client
+    def _kept(
+        self,
+        clients: dict[tuple[str, str], Any],
+        service: str,
+        region: str,
+        build: Callable[[str, str], Any],
+    ) -> Any:
+        key = (service, region)
+        with self._lock:
+            client = clients.get(key)
+        if client is None:
+            with self._build_lock:  # boto3 sessions are not thread-safe: one client at a time
+                client = clients.get(key)
+                if client is None:
+                    client = build(service, region)
+                    with self._lock:
+                        clients[key] = client
+        return client
 
     def _own_client(self, service: str, region: str) -> Any:
         base: Any = self._base  # service names are dynamic here
         return base.client(service, region_name=region, config=CLIENT_CONFIG)
 
     def _shared_client(self, service: str, region: str) -> Any:
-        """A client of a session of its own whose credentials are the calling account's.
-        botocore binds a new client to the credentials object its session holds and has no
-        public setter for one that is not static keys."""
-        core = botocore.session.get_session()
-        # Share the base session's loader: it caches the service models, which would
-        # otherwise be read and parsed again (~0.1 s of CPU per service).
-        core.register_component("data_loader", self._base._session.get_component("data_loader"))
-        core._credentials = _CallingAccountCredentials()  # type: ignore[attr-defined]
-        session: Any = boto3.Session(botocore_session=core, region_name=self._base.region_name)
+        if self._roles is None:
+            core = botocore.session.get_session()
+            # Share the base session's loader: it caches the service models, which would
+            # otherwise be read and parsed again (~0.1 s of CPU per service).
+            core.register_component("data_loader", self._base._session.get_component("data_loader"))
+            # botocore binds a new client to the credentials object its session holds, and
+            # has no public setter for one that is not static keys.
+            core._credentials = _CallingAccountCredentials()  # type: ignore[attr-defined]
+            self._roles = boto3.Session(botocore_session=core, region_name=self._base.region_name)
+        session: Any = self._roles
         return session.client(service, region_name=region, config=SHARED_CLIENT_CONFIG)
 
     def _role_credentials(self, account_id: str) -> RefreshableCredentials:

@@ -430,6 +430,7 @@ def test_healthz_and_status_say_whether_this_replica_receives_from_the_queue(
         assert (status, body["detail"]) == (200, "ok"), body
         assert body["queue"]["ok"] is True
         assert body["queue"]["consecutive_failures"] == 0
+        assert body["queue"]["last_error"] is None
         assert 0 <= body["queue"]["last_receive_age_seconds"] < 60
         status_reply = bot.slash("status")
         assert "Real time: receiving from the SQS queue" in str(bot.answer(status_reply.key).body)
@@ -442,6 +443,7 @@ def test_healthz_and_status_say_whether_this_replica_receives_from_the_queue(
         assert status == 503
         assert body["detail"].startswith("queue receive failing (3 in a row: "), body
         assert "NonExistentQueue" in body["detail"] or "QueueDoesNotExist" in body["detail"]
+        assert body["queue"]["last_error"] in body["detail"]
         answer = str(bot.answer(bot.slash("status").key).body)
         assert "3 failed receives in a row" in answer
         assert "the poll still reconciles" in answer
